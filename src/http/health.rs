@@ -1,0 +1,41 @@
+//! Liveness and readiness probes.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use super::AppState;
+
+/// The process is up and serving.
+pub async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// The service can do its work: PostgreSQL answers within two seconds. 503 otherwise.
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let probe = sqlx::query("SELECT 1").execute(&state.pool);
+    match tokio::time::timeout(Duration::from_secs(2), probe).await {
+        Ok(Ok(_)) => (
+            StatusCode::OK,
+            Json(json!({"status": "ok", "checks": {"database": "ok"}})),
+        ),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: database unreachable");
+            unavailable()
+        }
+        Err(_) => {
+            tracing::warn!("readiness: database did not answer within 2 s");
+            unavailable()
+        }
+    }
+}
+
+fn unavailable() -> (StatusCode, Json<Value>) {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"status": "unavailable", "checks": {"database": "unreachable"}})),
+    )
+}

@@ -1,0 +1,133 @@
+//! The HTTP front: routes, shared state, middleware, and serving with graceful shutdown.
+
+mod error;
+mod export;
+mod extract;
+mod health;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderName, Request};
+use axum::routing::get;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use self::error::ApiError;
+pub use self::export::{ExportParams, accepts_gzip};
+use crate::auth::Authenticator;
+use crate::config::ServeConfig;
+
+/// Settings of the synchronous export.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportSettings {
+    /// Cap on rows per synchronous export; `None` for no cap.
+    pub max_rows: Option<u64>,
+    pub timeout: Duration,
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub auth: Arc<Authenticator>,
+    pub export: ExportSettings,
+}
+
+impl AppState {
+    pub fn new(pool: PgPool, config: &ServeConfig) -> Result<Self, crate::config::ConfigError> {
+        Ok(AppState {
+            pool,
+            auth: Arc::new(Authenticator::new(&config.jwt_secret)?),
+            export: ExportSettings {
+                max_rows: config.sync_export_max_rows,
+                timeout: config.sync_export_timeout,
+            },
+        })
+    }
+}
+
+/// The whole HTTP API.
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/api/export", get(export::export))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(ApiError::Internal(anyhow::anyhow!(
+                "a request handler panicked"
+            )))
+        }))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let request_id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                tracing::info_span!(
+                    "request",
+                    method = %req.method(),
+                    path = req.uri().path(),
+                    request_id,
+                    user_id = tracing::field::Empty,
+                )
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// Serves until SIGTERM or Ctrl-C, then lets in-flight requests and downloads finish for up
+/// to `shutdown_grace` before returning.
+pub async fn serve(listener: TcpListener, app: Router, shutdown_grace: Duration) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stop_tx.send(true);
+    });
+    let mut graceful = stop_rx.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = graceful.wait_for(|stop| *stop).await;
+    });
+    let mut deadline = stop_rx;
+    let grace_over = async move {
+        let _ = deadline.wait_for(|stop| *stop).await;
+        tokio::time::sleep(shutdown_grace).await;
+    };
+    tokio::select! {
+        result = server => result?,
+        () = grace_over => tracing::warn!(?shutdown_grace, "grace period over; closing the remaining connections"),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

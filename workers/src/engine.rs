@@ -1,0 +1,113 @@
+//! The export pipeline: snapshot rows → format writer → compression → sink.
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+
+use crate::compress::{Compression, Encoder};
+use crate::format::{ExportMeta, Format};
+use crate::query::Snapshot;
+use crate::sink::{ByteSink, SinkError};
+
+/// Bytes gathered before a chunk goes to the compressor and the sink. Memory per export is
+/// about this, times the chunks a sink holds in flight.
+pub const CHUNK_SIZE: usize = 64 * 1024;
+
+/// How to write an export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportPlan {
+    pub format: Format,
+    pub compression: Compression,
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExportSummary {
+    pub rows: u64,
+    /// Size of the file before compression.
+    pub bytes: u64,
+    /// Bytes handed to the sink (after compression).
+    pub bytes_out: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("database error while exporting: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// The snapshot promised one number of rows and delivered another; the file is not
+    /// complete and must not be presented as such.
+    #[error("export wrote {written} rows but its snapshot counted {expected}")]
+    RowCount { expected: u64, written: u64 },
+}
+
+/// Writes the snapshot's rows to `sink` and closes the snapshot.
+///
+/// On error the sink has received an incomplete file: the caller must make that visible
+/// (break the HTTP transfer, abort the upload).
+pub async fn run_export<S: ByteSink>(
+    mut snapshot: Snapshot,
+    plan: ExportPlan,
+    sink: &mut S,
+) -> Result<ExportSummary, ExportError> {
+    let meta = ExportMeta {
+        exported_at: snapshot.taken_at(),
+        total: snapshot.exported(),
+    };
+    let mut writer = plan.format.writer(&snapshot.query().fields);
+    let mut out = Output {
+        encoder: plan.compression.encoder(),
+        buf: Vec::with_capacity(CHUNK_SIZE + CHUNK_SIZE / 4),
+        summary: ExportSummary::default(),
+    };
+
+    writer.begin(&mut out.buf, &meta);
+    {
+        let mut rows = snapshot.rows();
+        while let Some(job) = rows.try_next().await? {
+            writer.row(&mut out.buf, &job);
+            out.summary.rows += 1;
+            if out.buf.len() >= CHUNK_SIZE {
+                out.flush(sink).await?;
+            }
+        }
+    }
+    writer.finish(&mut out.buf);
+    out.flush(sink).await?;
+    let summary = out.finish(sink).await?;
+    snapshot.close().await?;
+
+    if summary.rows != meta.total {
+        return Err(ExportError::RowCount {
+            expected: meta.total,
+            written: summary.rows,
+        });
+    }
+    Ok(summary)
+}
+
+struct Output {
+    encoder: Encoder,
+    buf: Vec<u8>,
+    summary: ExportSummary,
+}
+
+impl Output {
+    async fn flush<S: ByteSink>(&mut self, sink: &mut S) -> Result<(), SinkError> {
+        self.summary.bytes += self.buf.len() as u64;
+        if let Some(chunk) = self.encoder.encode(&mut self.buf) {
+            self.summary.bytes_out += chunk.len() as u64;
+            sink.send(Bytes::from(chunk)).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish<S: ByteSink>(self, sink: &mut S) -> Result<ExportSummary, SinkError> {
+        let mut summary = self.summary;
+        if let Some(tail) = self.encoder.finish() {
+            summary.bytes_out += tail.len() as u64;
+            sink.send(Bytes::from(tail)).await?;
+        }
+        Ok(summary)
+    }
+}

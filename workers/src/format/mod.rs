@@ -1,0 +1,132 @@
+//! File formats. A format is a [`RowWriter`]: it appends bytes for the file's head, each row,
+//! and the file's tail to a buffer that the engine drains. Adding a format means adding a
+//! variant here and a writer beside `csv.rs` and `json.rs`.
+
+mod csv;
+mod json;
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use self::csv::CsvWriter;
+pub use self::json::JsonWriter;
+use crate::job::{Field, JobRecord};
+
+/// What a file says about itself before its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportMeta {
+    /// When the export's snapshot was taken.
+    pub exported_at: DateTime<Utc>,
+    /// How many jobs the file contains.
+    pub total: u64,
+}
+
+/// Writes one export file, row by row, into a caller-owned buffer.
+pub trait RowWriter: Send {
+    fn begin(&mut self, out: &mut Vec<u8>, meta: &ExportMeta);
+    fn row(&mut self, out: &mut Vec<u8>, job: &JobRecord);
+    fn finish(&mut self, out: &mut Vec<u8>);
+}
+
+/// An export file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Json,
+    Csv,
+}
+
+impl Format {
+    pub const ALL: [Format; 2] = [Format::Json, Format::Csv];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Csv => "csv",
+        }
+    }
+
+    /// The file name extension, without the dot.
+    pub const fn extension(self) -> &'static str {
+        self.as_str()
+    }
+
+    pub const fn content_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/json",
+            Format::Csv => "text/csv; charset=utf-8",
+        }
+    }
+
+    /// The documented fields of this format, in the documented order.
+    pub fn default_fields(self) -> &'static [Field] {
+        match self {
+            Format::Json => &Field::ALL,
+            Format::Csv => &Field::CSV,
+        }
+    }
+
+    /// A writer of this format for rows that carry `fields`.
+    pub fn writer(self, fields: &[Field]) -> Box<dyn RowWriter> {
+        match self {
+            Format::Json => Box::new(JsonWriter::new(fields)),
+            Format::Csv => Box::new(CsvWriter::new(fields)),
+        }
+    }
+
+    /// `format must be "json" or "csv"`: the message for an unknown format.
+    pub fn expected() -> String {
+        let names: Vec<String> = Format::ALL
+            .iter()
+            .map(|f| format!("\"{}\"", f.as_str()))
+            .collect();
+        match names.split_last() {
+            Some((last, [])) => format!("format must be {last}"),
+            Some((last, rest)) => format!("format must be {} or {last}", rest.join(", ")),
+            None => "no format is available".to_owned(),
+        }
+    }
+}
+
+impl FromStr for Format {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Format::ALL.into_iter().find(|f| f.as_str() == s).ok_or(())
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The documented file name: `pipeline-jobs-YYYY-MM-DD.{ext}` (the UTC date of `at`).
+pub fn file_name(at: DateTime<Utc>, format: Format) -> String {
+    format!(
+        "pipeline-jobs-{}.{}",
+        at.format("%Y-%m-%d"),
+        format.extension()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn the_documented_error_message() {
+        assert_eq!(Format::expected(), r#"format must be "json" or "csv""#);
+    }
+
+    #[test]
+    fn file_names_use_the_utc_date() {
+        let t = Utc.with_ymd_and_hms(2026, 3, 4, 23, 59, 59).unwrap();
+        assert_eq!(file_name(t, Format::Json), "pipeline-jobs-2026-03-04.json");
+        assert_eq!(file_name(t, Format::Csv), "pipeline-jobs-2026-03-04.csv");
+    }
+}

@@ -1,0 +1,55 @@
+//! Where an export's bytes go: an HTTP body, an object upload, a file.
+
+use std::future::Future;
+
+use bytes::Bytes;
+
+/// Why a sink stopped taking bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The receiver went away (a client hung up): the export stops, nothing to retry.
+    #[error("the receiver closed the stream")]
+    Closed,
+    /// The sink failed (an upload, a disk); may be worth retrying.
+    #[error("{0}")]
+    Failed(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Receives an export's bytes in order, one chunk at a time.
+///
+/// `send` is awaited before the next chunk is produced, so a slow sink slows the export down
+/// instead of letting chunks pile up in memory.
+pub trait ByteSink: Send {
+    fn send(&mut self, chunk: Bytes) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+/// A sink into a bounded channel, e.g. the body of an HTTP response.
+pub struct ChannelSink<E> {
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, E>>,
+}
+
+impl<E> ChannelSink<E> {
+    pub fn new(tx: tokio::sync::mpsc::Sender<Result<Bytes, E>>) -> Self {
+        ChannelSink { tx }
+    }
+
+    /// Ends the stream with an error, so the receiver sees a broken transfer rather than a
+    /// file that looks complete.
+    pub async fn fail(self, error: E) {
+        let _ = self.tx.send(Err(error)).await;
+    }
+}
+
+impl<E: Send> ByteSink for ChannelSink<E> {
+    async fn send(&mut self, chunk: Bytes) -> Result<(), SinkError> {
+        self.tx.send(Ok(chunk)).await.map_err(|_| SinkError::Closed)
+    }
+}
+
+/// A sink that keeps everything in memory; for tests and small exports only.
+impl ByteSink for Vec<u8> {
+    async fn send(&mut self, chunk: Bytes) -> Result<(), SinkError> {
+        self.extend_from_slice(&chunk);
+        Ok(())
+    }
+}
