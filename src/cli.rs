@@ -13,7 +13,11 @@ use crate::config::{ConfigError, DatabaseArgs, LogArgs, ServeArgs};
 use crate::{auth, db, http, seed, telemetry};
 
 #[derive(Debug, Parser)]
-#[command(name = "pipeline-export", version, about = "Exports PIPELINE job-application data as JSON or CSV.")]
+#[command(
+    name = "pipeline-export",
+    version,
+    about = "Exports PIPELINE job-application data as JSON or CSV."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub log: LogArgs,
@@ -163,7 +167,9 @@ async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
                 "ID", "PREFIX", "CREATED", "LAST USED", "REVOKED"
             );
             let fmt = |t: Option<chrono::DateTime<chrono::Utc>>| {
-                t.map_or("-".to_owned(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                t.map_or("-".to_owned(), |t| {
+                    t.format("%Y-%m-%d %H:%M:%S").to_string()
+                })
             };
             for t in tokens {
                 println!(
@@ -198,7 +204,11 @@ async fn seed(args: SeedArgs) -> anyhow::Result<()> {
     let (_, token) = auth::create_token(&pool, report.user_id, "seed").await?;
     eprintln!(
         "{} user {} ({}): added {} jobs in {:.1} s",
-        if report.created_user { "created" } else { "updated" },
+        if report.created_user {
+            "created"
+        } else {
+            "updated"
+        },
         args.email,
         report.user_id,
         report.jobs,

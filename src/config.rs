@@ -88,8 +88,7 @@ impl DatabaseArgs {
                     .into(),
             )
         })?;
-        if !(url.expose().starts_with("postgres://") || url.expose().starts_with("postgresql://"))
-        {
+        if !(url.expose().starts_with("postgres://") || url.expose().starts_with("postgresql://")) {
             return Err(ConfigError(
                 "DATABASE_URL must start with postgres:// or postgresql://".into(),
             ));

@@ -20,10 +20,15 @@ pub fn pool(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
         .expose()
         .parse()
         .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+    // Named in pg_stat_activity, unless the URL names it (`?application_name=...`).
+    let options = match options.get_application_name() {
+        Some(_) => options,
+        None => options.application_name("pipeline-export"),
+    };
     Ok(PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_lazy_with(options.application_name("pipeline-export")))
+        .connect_lazy_with(options))
 }
 
 /// Applies pending migrations (safe to run from several processes at once: sqlx takes an
@@ -81,7 +86,10 @@ mod tests {
 
     #[test]
     fn emails_are_normalised() {
-        assert_eq!(normalize_email("  Ada@Example.COM ").unwrap(), "ada@example.com");
+        assert_eq!(
+            normalize_email("  Ada@Example.COM ").unwrap(),
+            "ada@example.com"
+        );
         assert!(normalize_email("nobody").is_err());
         assert!(normalize_email("@x").is_err());
         assert!(normalize_email("a b@x").is_err());

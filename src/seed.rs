@@ -226,18 +226,24 @@ impl Generator {
             75..80 => "offer",
             _ => "rejected",
         };
-        let created = self.now - Duration::days(1) - r.micros(Duration::days(365));
+        // Old enough that every later event of the application is in the past.
+        let created = self.now - Duration::days(90) - r.micros(Duration::days(365));
         let applied = (status != "saved" && (status != "rejected" || r.chance(85)))
             .then(|| created + r.micros(Duration::days(7)));
         let interview = (matches!(status, "interview" | "offer")
             || (status == "rejected" && r.chance(30)))
         .then(|| applied.unwrap_or(created) + Duration::days(3) + r.micros(Duration::days(21)));
-        let offer = (status == "offer")
-            .then(|| interview.unwrap_or(created) + Duration::days(2) + r.micros(Duration::days(14)));
-        let rejected = (status == "rejected").then(|| {
-            interview.or(applied).unwrap_or(created) + Duration::days(1) + r.micros(Duration::days(30))
+        let offer = (status == "offer").then(|| {
+            interview.unwrap_or(created) + Duration::days(2) + r.micros(Duration::days(14))
         });
-        let scraped = r.chance(30).then(|| created - r.micros(Duration::hours(48)));
+        let rejected = (status == "rejected").then(|| {
+            interview.or(applied).unwrap_or(created)
+                + Duration::days(1)
+                + r.micros(Duration::days(30))
+        });
+        let scraped = r
+            .chance(30)
+            .then(|| created - r.micros(Duration::hours(48)));
         let updated = [applied, interview, offer, rejected]
             .into_iter()
             .flatten()
@@ -310,7 +316,16 @@ impl Generator {
         w.text(parsed.as_deref());
         w.text(notes);
         w.text(Some(&array_literal(&tags)));
-        for t in [applied, interview, offer, rejected, scraped, Some(created), Some(updated), synced] {
+        for t in [
+            applied,
+            interview,
+            offer,
+            rejected,
+            scraped,
+            Some(created),
+            Some(updated),
+            synced,
+        ] {
             w.time(t);
         }
         w.out.push(b'\n');
@@ -391,7 +406,10 @@ mod tests {
     #[test]
     fn array_literals_escape_quotes_and_backslashes() {
         assert_eq!(array_literal(&[]), "{}");
-        assert_eq!(array_literal(&["a", "b\"c", "d\\e"]), r#"{"a","b\"c","d\\e"}"#);
+        assert_eq!(
+            array_literal(&["a", "b\"c", "d\\e"]),
+            r#"{"a","b\"c","d\\e"}"#
+        );
     }
 
     #[test]

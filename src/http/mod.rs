@@ -88,7 +88,11 @@ pub fn router(state: AppState) -> Router {
 
 /// Serves until SIGTERM or Ctrl-C, then lets in-flight requests and downloads finish for up
 /// to `shutdown_grace` before returning.
-pub async fn serve(listener: TcpListener, app: Router, shutdown_grace: Duration) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown_grace: Duration,
+) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;

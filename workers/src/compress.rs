@@ -112,6 +112,10 @@ mod tests {
             .read_to_end(&mut back)
             .unwrap();
         assert_eq!(back, data);
-        assert_eq!(run(Compression::Gzip, &[]).len(), 20, "an empty gzip member");
+        assert_eq!(
+            run(Compression::Gzip, &[]).len(),
+            20,
+            "an empty gzip member"
+        );
     }
 }

@@ -52,7 +52,10 @@ impl Status {
 impl FromStr for Status {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
-        Status::ALL.into_iter().find(|st| st.as_str() == s).ok_or(())
+        Status::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or(())
     }
 }
 
@@ -187,13 +190,12 @@ pub fn parse_instant(value: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-fn set_once(
-    slot: &mut Option<DateTime<Utc>>,
-    name: &str,
-    value: &str,
-) -> Result<(), FilterError> {
+fn set_once(slot: &mut Option<DateTime<Utc>>, name: &str, value: &str) -> Result<(), FilterError> {
     if slot.is_some() {
-        return Err(FilterError::new(name, format!("{name} may be given only once")));
+        return Err(FilterError::new(
+            name,
+            format!("{name} may be given only once"),
+        ));
     }
     let t = parse_instant(value).ok_or_else(|| {
         FilterError::new(
@@ -208,11 +210,7 @@ fn set_once(
     Ok(())
 }
 
-fn list_items<'v>(
-    name: &str,
-    value: &'v str,
-    already: usize,
-) -> Result<Vec<&'v str>, FilterError> {
+fn list_items<'v>(name: &str, value: &'v str, already: usize) -> Result<Vec<&'v str>, FilterError> {
     let items: Vec<&str> = value.split(',').map(str::trim).collect();
     if already + items.len() > MAX_VALUES {
         return Err(too_many(name));
@@ -291,13 +289,22 @@ mod tests {
     fn bad_values_name_their_parameter() {
         let e = parse(&[("status", "hired")]).unwrap_err();
         assert_eq!(e.param, "status");
-        assert!(e.message.contains("saved, applied, interview, offer, rejected"));
+        assert!(
+            e.message
+                .contains("saved, applied, interview, offer, rejected")
+        );
         assert_eq!(parse(&[("source", "a,,b")]).unwrap_err().param, "source");
-        assert_eq!(parse(&[("created_from", "yesterday")]).unwrap_err().param, "created_from");
         assert_eq!(
-            parse(&[("updated_since", "2026-01-01"), ("updated_since", "2026-01-02")])
-                .unwrap_err()
-                .param,
+            parse(&[("created_from", "yesterday")]).unwrap_err().param,
+            "created_from"
+        );
+        assert_eq!(
+            parse(&[
+                ("updated_since", "2026-01-01"),
+                ("updated_since", "2026-01-02")
+            ])
+            .unwrap_err()
+            .param,
             "updated_since"
         );
         assert_eq!(

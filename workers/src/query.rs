@@ -33,7 +33,7 @@ enum Bind {
 
 impl ExportQuery {
     /// `FROM jobs WHERE ...` and the values it binds, in placeholder order.
-    fn from_where(&self) -> (String, Vec<Bind>) {
+    fn scope_sql(&self) -> (String, Vec<Bind>) {
         let f = &self.filters;
         let mut sql = String::from(" FROM jobs WHERE user_id = $1 AND deleted_at IS NULL");
         let mut binds = vec![Bind::Uuid(self.user_id)];
@@ -64,20 +64,23 @@ impl ExportQuery {
     }
 
     fn count_sql(&self) -> (String, Vec<Bind>) {
-        let (from_where, binds) = self.from_where();
+        let (from_where, binds) = self.scope_sql();
         (format!("SELECT count(*), now(){from_where}"), binds)
     }
 
     fn select_sql(&self) -> (String, Vec<Bind>) {
         let columns: Vec<&str> = self.fields.iter().map(|f| f.name()).collect();
-        let (from_where, binds) = self.from_where();
+        let (from_where, binds) = self.scope_sql();
         let mut sql = format!(
             "SELECT {}{from_where} ORDER BY created_at DESC, id DESC",
             columns.join(", ")
         );
         if let Some(limit) = self.limit {
             // A number of our own, not user text: safe to write into the statement.
-            sql.push_str(&format!(" LIMIT {}", i64::try_from(limit).unwrap_or(i64::MAX)));
+            sql.push_str(&format!(
+                " LIMIT {}",
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ));
         }
         (sql, binds)
     }

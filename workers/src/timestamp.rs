@@ -28,9 +28,9 @@ pub fn write_rfc3339(out: &mut Vec<u8>, t: &DateTime<Utc>) {
     let nanos = t.nanosecond();
     if nanos != 0 {
         out.push(b'.');
-        if nanos % 1_000_000 == 0 {
+        if nanos.is_multiple_of(1_000_000) {
             put_digits(out, nanos / 1_000_000, 3);
-        } else if nanos % 1_000 == 0 {
+        } else if nanos.is_multiple_of(1_000) {
             put_digits(out, nanos / 1_000, 6);
         } else {
             put_digits(out, nanos, 9);
@@ -77,10 +77,16 @@ mod tests {
 
     #[test]
     fn fractions_keep_their_precision() {
-        let base = Utc.with_ymd_and_hms(2026, 3, 1, 10, 30, 5).unwrap().timestamp_micros();
+        let base = Utc
+            .with_ymd_and_hms(2026, 3, 1, 10, 30, 5)
+            .unwrap()
+            .timestamp_micros();
         assert_eq!(to_rfc3339(&at(base + 120_000)), "2026-03-01T10:30:05.120Z");
         assert_eq!(to_rfc3339(&at(base + 1)), "2026-03-01T10:30:05.000001Z");
-        assert_eq!(to_rfc3339(&at(base + 999_999)), "2026-03-01T10:30:05.999999Z");
+        assert_eq!(
+            to_rfc3339(&at(base + 999_999)),
+            "2026-03-01T10:30:05.999999Z"
+        );
     }
 
     #[test]

@@ -250,7 +250,7 @@ mod tests {
             Value::Bool(b) => b.to_string(),
             Value::Uuid(u) => u.to_string(),
             Value::Time(t) => crate::timestamp::to_rfc3339(t),
-            Value::Tags(t) if t.is_empty() => return None,
+            Value::Tags([]) => return None,
             Value::Tags(t) => t.join("; "),
         })
     }

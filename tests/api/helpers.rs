@@ -1,0 +1,353 @@
+//! The test harness: a real PostgreSQL database per test run, the real router on a random
+//! port per test, and helpers that read like the story they test.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{EncodingKey, Header};
+use pipeline_export::config::{DatabaseConfig, Secret, ServeConfig};
+use pipeline_export::http::{AppState, router};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use uuid::Uuid;
+
+pub const JWT_SECRET: &str = "integration-test-secret-0123456789abcdef";
+
+/// The server's admin connection: `TEST_DATABASE_URL`, or the local PostgreSQL.
+fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+fn with_database(url: &str, db: &str) -> String {
+    let (base, _) = url
+        .rsplit_once('/')
+        .expect("a database URL ends with /dbname");
+    format!("{base}/{db}")
+}
+
+/// One freshly migrated database for this test process; created on first use. Databases
+/// left by earlier runs (older than an hour) are dropped.
+pub fn database_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        std::thread::spawn(|| {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async {
+                let admin = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&admin_url())
+                    .await
+                    .expect("PostgreSQL must be running for the integration tests (see README)");
+                let now = Utc::now().timestamp();
+                let stale: Vec<String> = sqlx::query_scalar(
+                    "SELECT datname FROM pg_database WHERE datname LIKE 'pe_test_%'",
+                )
+                .fetch_all(&admin)
+                .await
+                .unwrap();
+                for name in stale {
+                    let born = name
+                        .split('_')
+                        .nth(2)
+                        .and_then(|t| t.parse::<i64>().ok())
+                        .unwrap_or(0);
+                    if now - born > 3600 {
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        )))
+                        .execute(&admin)
+                        .await;
+                    }
+                }
+                let name = format!(
+                    "pe_test_{now}_{}",
+                    &Uuid::new_v4().simple().to_string()[..8]
+                );
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                    .execute(&admin)
+                    .await
+                    .unwrap();
+                let url = with_database(&admin_url(), &name);
+                let pool = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&url)
+                    .await
+                    .unwrap();
+                pipeline_export::db::migrate(&pool).await.unwrap();
+                pool.close().await;
+                url
+            })
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+pub fn config() -> ServeConfig {
+    ServeConfig {
+        database: DatabaseConfig {
+            url: Secret::new(database_url()),
+            max_connections: 5,
+        },
+        bind_addr: "127.0.0.1:0".parse().unwrap(),
+        jwt_secret: Secret::new(JWT_SECRET),
+        sync_export_max_rows: Some(10_000),
+        sync_export_timeout: Duration::from_secs(60),
+        shutdown_grace: Duration::from_secs(5),
+    }
+}
+
+/// The app on a random port, served from this test's runtime.
+pub struct TestApp {
+    pub base: String,
+    pub pool: PgPool,
+    pub client: reqwest::Client,
+}
+
+/// A user with a personal token.
+pub struct TestUser {
+    pub id: Uuid,
+    pub email: String,
+    pub token: String,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
+        let mut config = config();
+        adjust(&mut config);
+        let pool = pipeline_export::db::pool(&config.database).unwrap();
+        let state = AppState::new(pool.clone(), &config).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            axum::serve(listener, router(state)).await.unwrap();
+        });
+        TestApp {
+            base,
+            pool,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn create_user(&self) -> TestUser {
+        let email = format!("user-{}@test.pipeline", Uuid::new_v4().simple());
+        let (id, _) = pipeline_export::db::ensure_user(&self.pool, &email)
+            .await
+            .unwrap();
+        let (_, token) = pipeline_export::auth::create_token(&self.pool, id, "test")
+            .await
+            .unwrap();
+        TestUser { id, email, token }
+    }
+
+    pub async fn insert_job(&self, user: &TestUser, job: NewJob) -> Uuid {
+        sqlx::query_scalar(
+            "INSERT INTO jobs (user_id, company_name, job_title, status, source, location, \
+             is_remote, job_url, job_description, salary_range_min, salary_range_max, \
+             ai_match_score, ai_reasoning, ai_parsed_data, notes, tags, applied_at, interview_at, \
+             offer_at, rejected_at, scraped_at, created_at, updated_at, last_synced_at, deleted_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+             $18, $19, $20, $21, COALESCE($22, now()), COALESCE($23, now()), $24, $25) RETURNING id",
+        )
+        .bind(user.id)
+        .bind(job.company_name)
+        .bind(job.job_title)
+        .bind(job.status)
+        .bind(job.source)
+        .bind(job.location)
+        .bind(job.is_remote)
+        .bind(job.job_url)
+        .bind(job.job_description)
+        .bind(job.salary_range_min)
+        .bind(job.salary_range_max)
+        .bind(job.ai_match_score)
+        .bind(job.ai_reasoning)
+        .bind(job.ai_parsed_data)
+        .bind(job.notes)
+        .bind(job.tags)
+        .bind(job.applied_at)
+        .bind(job.interview_at)
+        .bind(job.offer_at)
+        .bind(job.rejected_at)
+        .bind(job.scraped_at)
+        .bind(job.created_at)
+        .bind(job.updated_at)
+        .bind(job.last_synced_at)
+        .bind(job.deleted_at)
+        .fetch_one(&self.pool)
+        .await
+        .unwrap()
+    }
+
+    /// `n` plain jobs created one second apart, newest last; returns their ids oldest first.
+    pub async fn insert_jobs(&self, user: &TestUser, n: usize) -> Vec<Uuid> {
+        let start = at("2026-01-01T00:00:00Z");
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            ids.push(
+                self.insert_job(
+                    user,
+                    NewJob {
+                        company_name: format!("Company {i}"),
+                        created_at: Some(start + chrono::Duration::seconds(i as i64)),
+                        ..NewJob::default()
+                    },
+                )
+                .await,
+            );
+        }
+        ids
+    }
+
+    /// `GET /api/export?{query}` with the user's token.
+    pub async fn export(&self, token: &str, query: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(&format!("/api/export?{query}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A JSON export's parsed body, asserting success.
+    pub async fn export_json(&self, token: &str, query: &str) -> serde_json::Value {
+        let response = self.export(token, query).await;
+        assert_eq!(response.status(), 200, "{query}");
+        response.json().await.unwrap()
+    }
+
+    /// The ids in a JSON export, in file order.
+    pub async fn exported_ids(&self, token: &str, query: &str) -> Vec<Uuid> {
+        let body = self.export_json(token, query).await;
+        body["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["id"].as_str().unwrap().parse().unwrap())
+            .collect()
+    }
+}
+
+/// A job to insert; unspecified fields are NULL or the column default.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub company_name: String,
+    pub job_title: String,
+    pub status: String,
+    pub source: Option<String>,
+    pub location: Option<String>,
+    pub is_remote: bool,
+    pub job_url: Option<String>,
+    pub job_description: Option<String>,
+    pub salary_range_min: Option<i32>,
+    pub salary_range_max: Option<i32>,
+    pub ai_match_score: Option<i32>,
+    pub ai_reasoning: Option<String>,
+    pub ai_parsed_data: Option<serde_json::Value>,
+    pub notes: Option<String>,
+    pub tags: Vec<String>,
+    pub applied_at: Option<DateTime<Utc>>,
+    pub interview_at: Option<DateTime<Utc>>,
+    pub offer_at: Option<DateTime<Utc>>,
+    pub rejected_at: Option<DateTime<Utc>>,
+    pub scraped_at: Option<DateTime<Utc>>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub last_synced_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+impl Default for NewJob {
+    fn default() -> Self {
+        NewJob {
+            company_name: "Acme Corp".into(),
+            job_title: "Engineer".into(),
+            status: "saved".into(),
+            source: None,
+            location: None,
+            is_remote: false,
+            job_url: None,
+            job_description: None,
+            salary_range_min: None,
+            salary_range_max: None,
+            ai_match_score: None,
+            ai_reasoning: None,
+            ai_parsed_data: None,
+            notes: None,
+            tags: Vec::new(),
+            applied_at: None,
+            interview_at: None,
+            offer_at: None,
+            rejected_at: None,
+            scraped_at: None,
+            created_at: None,
+            updated_at: None,
+            last_synced_at: None,
+            deleted_at: None,
+        }
+    }
+}
+
+pub fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+/// An HS256 JWT over `claims`, signed with `secret`.
+pub fn jwt_with(claims: serde_json::Value, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+/// A valid JWT for `user_id`, as Supabase-style auth issues them.
+pub fn jwt_for(user_id: Uuid) -> String {
+    jwt_with(
+        serde_json::json!({
+            "sub": user_id,
+            "exp": Utc::now().timestamp() + 3600,
+            "aud": "authenticated",
+            "role": "authenticated",
+        }),
+        JWT_SECRET,
+    )
+}
+
+/// Asserts the documented error shape and returns (code, message).
+pub async fn error_of(response: reqwest::Response, status: u16) -> (String, String) {
+    assert_eq!(response.status(), status);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/json",
+        "errors are JSON"
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    let error = body["error"].as_object().expect("an error object");
+    assert_eq!(error.len(), 2, "error has exactly code and message: {body}");
+    (
+        error["code"].as_str().unwrap().to_owned(),
+        error["message"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// The peak resident set size of a process, from /proc.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status")
+}

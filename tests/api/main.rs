@@ -1,0 +1,9 @@
+//! Integration tests over real HTTP against a real PostgreSQL. One binary, so the database is
+//! created and migrated once per run; every test makes its own users.
+
+mod auth;
+mod cli;
+mod export;
+mod filters;
+mod helpers;
+mod limits;
