@@ -38,6 +38,7 @@ impl Server {
             .env("SYNC_EXPORT_MAX_ROWS", "0")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
             .expect("the release binary");
         let base = format!("http://127.0.0.1:{port}");

@@ -63,6 +63,7 @@ pub enum TokenCommand {
         #[command(flatten)]
         database: DatabaseArgs,
         /// The token's id, as `token list` shows it.
+        #[arg(env = "TOKEN_ID")]
         id: Uuid,
     },
 }

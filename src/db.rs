@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use sqlx::ConnectOptions;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use uuid::Uuid;
@@ -25,6 +26,8 @@ pub fn pool(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
         Some(_) => options,
         None => options.application_name("pipeline-export"),
     };
+    // An export is one long statement by design; sqlx would call every large one "slow".
+    let options = options.log_slow_statements(log::LevelFilter::Off, Duration::from_secs(1));
     Ok(PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(Duration::from_secs(5))

@@ -18,8 +18,9 @@ pub fn init(format: LogFormat) {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
+            .with_current_span(false)
+            // Every enclosing span, so each line carries the request id and user id.
+            .with_span_list(true)
             .init(),
     }
 }
