@@ -41,12 +41,16 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("the release binary");
-        let base = format!("http://127.0.0.1:{port}");
+        // Owned by `Server` at once, so it is killed and reaped whatever happens next.
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
         for _ in 0..600 {
-            if let Ok(r) = reqwest::get(format!("{base}/readyz")).await
+            if let Ok(r) = reqwest::get(format!("{}/readyz", server.base)).await
                 && r.status() == 200
             {
-                return Server { child, base };
+                return server;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
