@@ -39,3 +39,58 @@ ensure_database() {
     psql -h "$PGHOST_ADDR" -p "$PGPORT_NUM" -U postgres -qc "CREATE DATABASE \"$name\"" postgres
   fi
 }
+
+# --- S3-compatible object storage for tests and local runs: s3s-fs, which checks SigV4. ---
+S3_PORT="${S3_PORT:-9000}"
+S3_TEST_ACCESS_KEY="${S3_TEST_ACCESS_KEY:-pipeline-test}"
+S3_TEST_SECRET_KEY="${S3_TEST_SECRET_KEY:-pipeline-test-secret}"
+
+# Installs s3s-fs once into the cache (a few minutes of compiling), then starts it on
+# 127.0.0.1:$S3_PORT with its data under the cache, unless something already answers there.
+ensure_s3() {
+  local root="$CACHE_DIR/s3s-fs-0.14.1"
+  if [ ! -x "$root/bin/s3s-fs" ]; then
+    log "installing s3s-fs 0.14.1 into $root (once)"
+    CARGO_TARGET_DIR="$CACHE_DIR/s3s-fs-build" \
+      cargo install s3s-fs --version 0.14.1 --locked --features binary --root "$root"
+  fi
+  if (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null; then
+    return 0
+  fi
+  log "starting s3s-fs on 127.0.0.1:$S3_PORT"
+  mkdir -p "$CACHE_DIR/s3-data"
+  setsid nohup "$root/bin/s3s-fs" --host 127.0.0.1 --port "$S3_PORT" \
+    --access-key "$S3_TEST_ACCESS_KEY" --secret-key "$S3_TEST_SECRET_KEY" \
+    "$CACHE_DIR/s3-data" >"$CACHE_DIR/s3s-fs.log" 2>&1 &
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "s3s-fs did not start; see $CACHE_DIR/s3s-fs.log" >&2
+  return 1
+}
+
+# --- SMTP for tests and local runs: maildev (npm), read back through its HTTP API. ---
+SMTP_PORT="${SMTP_PORT:-1025}"
+MAILDEV_WEB_PORT="${MAILDEV_WEB_PORT:-1080}"
+
+ensure_maildev() {
+  local root="$CACHE_DIR/maildev"
+  if [ ! -x "$root/node_modules/.bin/maildev" ]; then
+    log "installing maildev 3 into $root (once)"
+    mkdir -p "$root"
+    npm install --prefix "$root" --no-audit --no-fund --loglevel=error maildev@3 >/dev/null
+  fi
+  if curl -sf "http://127.0.0.1:$MAILDEV_WEB_PORT/api/healthz" >/dev/null 2>&1; then
+    return 0
+  fi
+  log "starting maildev (SMTP 127.0.0.1:$SMTP_PORT, web 127.0.0.1:$MAILDEV_WEB_PORT)"
+  setsid nohup "$root/node_modules/.bin/maildev" --smtp "$SMTP_PORT" --ip 127.0.0.1 \
+    --web "$MAILDEV_WEB_PORT" --web-ip 127.0.0.1 >"$CACHE_DIR/maildev.log" 2>&1 &
+  for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$MAILDEV_WEB_PORT/api/healthz" >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  echo "maildev did not start; see $CACHE_DIR/maildev.log" >&2
+  return 1
+}

@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
-# Runs every test against real services, starting what is missing. Extra arguments go to
-# `cargo test` (e.g. `infra/test.sh -- filters`).
+# Runs every test against real services, starting what is missing: PostgreSQL, s3s-fs (S3
+# with signature checks) and maildev (SMTP). Extra arguments go to `cargo test`
+# (e.g. `infra/test.sh -- filters`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source infra/lib.sh
 
 ensure_postgres
+ensure_s3
+ensure_maildev
 export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@$PGHOST_ADDR:$PGPORT_NUM/postgres}"
+export S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
+export AWS_ACCESS_KEY_ID="$S3_TEST_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$S3_TEST_SECRET_KEY" AWS_REGION=us-east-1
+# Credentials are in the environment: never let the AWS SDK probe instance metadata.
+export AWS_EC2_METADATA_DISABLED=true
+export TEST_SMTP_URL="smtp://127.0.0.1:$SMTP_PORT" MAILDEV_API_URL="http://127.0.0.1:$MAILDEV_WEB_PORT"
+export MAILDEV_SMTP_URL="$TEST_SMTP_URL"
 
 log "cargo test (build output in $CARGO_TARGET_DIR)"
 out="$CACHE_DIR/last-test-run.log"

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use uuid::Uuid;
 
-use crate::config::{ConfigError, DatabaseArgs, LogArgs, ServeArgs};
+use crate::config::{BackgroundArgs, ConfigError, DatabaseArgs, LogArgs, ServeArgs, WorkerArgs};
 use crate::{auth, db, http, seed, telemetry};
 
 #[derive(Debug, Parser)]
@@ -29,6 +29,10 @@ pub struct Cli {
 pub enum Command {
     /// Serve the HTTP API (applies pending migrations first).
     Serve(ServeArgs),
+    /// Run the background workers: exports, emails, retention (applies pending migrations first).
+    Worker(WorkerCommandArgs),
+    /// Serve the HTTP API and run the workers in one process.
+    All(AllArgs),
     /// Apply pending database migrations and exit.
     Migrate(DatabaseArgs),
     /// Create, list and revoke personal API tokens.
@@ -36,6 +40,27 @@ pub enum Command {
     Token(TokenCommand),
     /// Add N realistic jobs to a user (created if missing) and print a token to try them.
     Seed(SeedArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerCommandArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub background: BackgroundArgs,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+    /// On SIGTERM or Ctrl-C, how long running exports may take to finish.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct AllArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,7 +140,52 @@ pub fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => {
+            let config = args.config()?;
+            let pool = db::pool(&config.database)?;
+            db::migrate(&pool).await?;
+            serve(config, pool.clone(), http::shutdown_signal()).await?;
+            pool.close().await;
+            Ok(())
+        }
+        Command::Worker(args) => {
+            let database = args.database.config()?;
+            let background = args.background.config()?;
+            let pool = db::pool(&database)?;
+            db::migrate(&pool).await?;
+            let grace = std::time::Duration::from_secs(args.shutdown_grace_secs);
+            let services = services(pool.clone(), &background, &args.worker, grace).await?;
+            workers::tasks::run(services, http::shutdown_signal()).await?;
+            pool.close().await;
+            Ok(())
+        }
+        Command::All(args) => {
+            let config = args.serve.config()?;
+            let pool = db::pool(&config.database)?;
+            db::migrate(&pool).await?;
+            let services = services(
+                pool.clone(),
+                &config.background,
+                &args.worker,
+                config.shutdown_grace,
+            )
+            .await?;
+            // One signal stops both halves.
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                http::shutdown_signal().await;
+                let _ = stop_tx.send(true);
+            });
+            let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            };
+            let (front, back) = tokio::join!(
+                serve(config, pool.clone(), stopped(stop_rx.clone())),
+                workers::tasks::run(services, stopped(stop_rx)),
+            );
+            pool.close().await;
+            front.and(back)
+        }
         Command::Migrate(args) => {
             let pool = db::pool(&args.config()?)?;
             db::migrate(&pool).await?;
@@ -127,18 +197,49 @@ async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = args.config()?;
-    let pool = db::pool(&config.database)?;
-    db::migrate(&pool).await?;
+async fn serve(
+    config: crate::config::ServeConfig,
+    pool: sqlx::PgPool,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.bind_addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.bind_addr))?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    let app = http::router(http::AppState::new(pool.clone(), &config)?);
-    http::serve(listener, app, config.shutdown_grace).await?;
-    pool.close().await;
-    Ok(())
+    let app = http::router(http::AppState::new(pool, &config).await?);
+    http::serve(listener, app, config.shutdown_grace, shutdown).await
+}
+
+/// What the workers need, from configuration.
+async fn services(
+    pool: sqlx::PgPool,
+    background: &crate::config::BackgroundConfig,
+    worker: &WorkerArgs,
+    shutdown_grace: std::time::Duration,
+) -> anyhow::Result<std::sync::Arc<workers::tasks::Services>> {
+    let storage = workers::storage::Storage::from_config(&background.storage)
+        .await
+        .context("configuring storage")?;
+    let mailer =
+        workers::mail::Mailer::from_config(&background.mail).context("configuring email")?;
+    tracing::info!(mail = %mailer.describe(), "mail configured");
+    Ok(std::sync::Arc::new(workers::tasks::Services {
+        pool,
+        storage,
+        mailer,
+        links: workers::links::LinkSigner::new(background.link_secret.expose().as_bytes()),
+        settings: workers::tasks::WorkerSettings {
+            public_base_url: background.public_base_url.clone(),
+            retention: background.export_retention,
+            export_max_attempts: background.export_max_attempts,
+            concurrency: worker.worker_concurrency.max(1),
+            retry_base: worker.retry_base_delay.0,
+            heartbeat: worker.worker_heartbeat.0,
+            retention_interval: worker.retention_interval.0,
+            shutdown_grace,
+            ..workers::tasks::WorkerSettings::default()
+        },
+    }))
 }
 
 async fn token(cmd: TokenCommand) -> anyhow::Result<()> {

@@ -34,13 +34,16 @@ pub fn pool(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
         .connect_lazy_with(options))
 }
 
-/// Applies pending migrations (safe to run from several processes at once: sqlx takes an
+/// Applies pending migrations, the app's and the task queue's (safe to run from several processes at once: sqlx takes an
 /// advisory lock).
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     MIGRATOR
         .run(pool)
         .await
-        .context("applying database migrations")
+        .context("applying database migrations")?;
+    workers::queue::setup(pool)
+        .await
+        .context("setting up the task queue (schema apalis)")
 }
 
 /// Normalises an email address for storage and lookup; rejects what is clearly not one.

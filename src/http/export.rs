@@ -46,7 +46,9 @@ impl ExportParams {
                 }
                 let parsed = value
                     .parse::<Format>()
-                    .map_err(|()| ApiError::Validation(Format::expected()))?;
+                    .ok()
+                    .filter(|f| Format::SYNC.contains(f))
+                    .ok_or_else(|| ApiError::Validation(Format::expected(&Format::SYNC)))?;
                 format = Some(parsed);
             } else if !filters
                 .accept_param(&name, &value)
@@ -213,6 +215,7 @@ mod tests {
         assert_eq!(ExportParams::parse(None).unwrap().format, Format::Json);
         let msg = |q: &str| ExportParams::parse(Some(q)).unwrap_err().to_string();
         assert_eq!(msg("format=xml"), r#"format must be "json" or "csv""#);
+        assert_eq!(msg("format=ndjson"), r#"format must be "json" or "csv""#);
         assert_eq!(msg("format="), r#"format must be "json" or "csv""#);
         assert!(msg("format=csv&format=json").contains("only once"));
         assert!(msg("limit=5").contains("\"limit\""));

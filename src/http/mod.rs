@@ -2,15 +2,17 @@
 
 mod error;
 mod export;
+mod exports;
 mod extract;
 mod health;
+mod links;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderName, Request};
-use axum::routing::get;
+use axum::routing::{get, post};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -19,8 +21,11 @@ use tower_http::trace::TraceLayer;
 
 pub use self::error::ApiError;
 pub use self::export::{ExportParams, accepts_gzip};
+use workers::links::LinkSigner;
+use workers::storage::Storage;
+
 use crate::auth::Authenticator;
-use crate::config::ServeConfig;
+use crate::config::{BackgroundConfig, ServeConfig};
 
 /// Settings of the synchronous export.
 #[derive(Debug, Clone, Copy)]
@@ -36,13 +41,20 @@ pub struct AppState {
     pub pool: PgPool,
     pub auth: Arc<Authenticator>,
     pub export: ExportSettings,
+    pub storage: Storage,
+    pub links: LinkSigner,
+    pub background: Arc<BackgroundConfig>,
 }
 
 impl AppState {
-    pub fn new(pool: PgPool, config: &ServeConfig) -> Result<Self, crate::config::ConfigError> {
+    pub async fn new(pool: PgPool, config: &ServeConfig) -> anyhow::Result<Self> {
+        let storage = Storage::from_config(&config.background.storage).await?;
         Ok(AppState {
             pool,
             auth: Arc::new(Authenticator::new(&config.jwt_secret)?),
+            storage,
+            links: LinkSigner::new(config.background.link_secret.expose().as_bytes()),
+            background: Arc::new(config.background.clone()),
             export: ExportSettings {
                 max_rows: config.sync_export_max_rows,
                 timeout: config.sync_export_timeout,
@@ -51,11 +63,32 @@ impl AppState {
     }
 }
 
+/// `302 Found` to `url`: what download links answer (axum's `Redirect` offers 303 and 307).
+pub(crate) fn found(url: &str) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match axum::http::HeaderValue::from_str(url) {
+        Ok(location) => (
+            axum::http::StatusCode::FOUND,
+            [(axum::http::header::LOCATION, location)],
+        )
+            .into_response(),
+        Err(_) => ApiError::Internal(anyhow::anyhow!("a download URL is not a valid header"))
+            .into_response(),
+    }
+}
+
 /// The whole HTTP API.
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .route("/api/export", get(export::export))
+        .route("/api/exports", post(exports::create).get(exports::list))
+        .route(
+            "/api/exports/{id}",
+            get(exports::show).delete(exports::remove),
+        )
+        .route("/api/exports/{id}/download", get(exports::download))
+        .route("/d/{token}", get(links::follow))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
@@ -86,16 +119,17 @@ pub fn router(state: AppState) -> Router {
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
 
-/// Serves until SIGTERM or Ctrl-C, then lets in-flight requests and downloads finish for up
+/// Serves until `shutdown` resolves (e.g. [`shutdown_signal`]), then lets in-flight requests and downloads finish for up
 /// to `shutdown_grace` before returning.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown_grace: Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        shutdown_signal().await;
+        shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = stop_tx.send(true);
     });
@@ -115,7 +149,8 @@ pub async fn serve(
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

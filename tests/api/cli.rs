@@ -4,7 +4,7 @@
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{JWT_SECRET, TestApp, database_url, error_of, peak_rss_kib};
+use crate::helpers::{JWT_SECRET, LINK_SECRET, TestApp, database_url, error_of, peak_rss_kib};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pipeline-export");
 
@@ -13,12 +13,19 @@ fn command() -> Command {
     for var in [
         "DATABASE_URL",
         "JWT_SECRET",
+        "LINK_SECRET",
         "BIND_ADDR",
         "SYNC_EXPORT_MAX_ROWS",
         "LOG_FORMAT",
+        "S3_BUCKET",
+        "SMTP_URL",
     ] {
         cmd.env_remove(var);
     }
+    // Files and mail of these processes stay out of the repository.
+    let scratch = std::env::temp_dir().join("pe-cli-tests");
+    cmd.env("STORAGE_DIR", scratch.join("exports"))
+        .env("MAIL_DIR", scratch.join("mail"));
     cmd.env("RUST_LOG", "warn");
     cmd
 }
@@ -50,13 +57,32 @@ fn missing_settings_exit_2_with_a_clear_message() {
         stderr(&no_db)
     );
 
-    let no_secret = run(&["serve"], &[("DATABASE_URL", database_url())]);
+    let no_secret = run(
+        &["serve"],
+        &[
+            ("DATABASE_URL", database_url()),
+            ("LINK_SECRET", LINK_SECRET),
+        ],
+    );
     assert_eq!(no_secret.status.code(), Some(2));
     assert!(
         stderr(&no_secret).contains("JWT_SECRET"),
         "{}",
         stderr(&no_secret)
     );
+
+    for command in ["serve", "worker", "all"] {
+        let no_link_secret = run(
+            &[command],
+            &[("DATABASE_URL", database_url()), ("JWT_SECRET", JWT_SECRET)],
+        );
+        assert_eq!(no_link_secret.status.code(), Some(2), "{command}");
+        assert!(
+            stderr(&no_link_secret).contains("LINK_SECRET"),
+            "{}",
+            stderr(&no_link_secret)
+        );
+    }
 
     let bad_number = run(&["serve", "--sync-export-max-rows", "lots"], &[]);
     assert_eq!(bad_number.status.code(), Some(2));
@@ -68,7 +94,7 @@ fn missing_settings_exit_2_with_a_clear_message() {
 
 #[test]
 fn every_command_has_help_naming_its_environment_variables() {
-    let cases: [(&[&str], &[&str]); 6] = [
+    let cases: [(&[&str], &[&str]); 8] = [
         (
             &["serve", "--help"],
             &[
@@ -77,8 +103,21 @@ fn every_command_has_help_naming_its_environment_variables() {
                 "JWT_SECRET",
                 "SYNC_EXPORT_MAX_ROWS",
                 "LOG_FORMAT",
+                "LINK_SECRET",
+                "S3_BUCKET",
+                "SMTP_URL",
             ],
         ),
+        (
+            &["worker", "--help"],
+            &[
+                "DATABASE_URL",
+                "WORKER_CONCURRENCY",
+                "EXPORT_MAX_ATTEMPTS",
+                "EXPORT_RETENTION",
+            ],
+        ),
+        (&["all", "--help"], &["BIND_ADDR", "WORKER_CONCURRENCY"]),
         (&["migrate", "--help"], &["DATABASE_URL"]),
         (&["token", "create", "--help"], &["--email", "--name"]),
         (&["token", "list", "--help"], &["--email"]),
@@ -198,6 +237,7 @@ impl Server {
         cmd.arg("serve")
             .env("DATABASE_URL", database_url())
             .env("JWT_SECRET", JWT_SECRET)
+            .env("LINK_SECRET", LINK_SECRET)
             .env("BIND_ADDR", format!("127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null());

@@ -1,16 +1,17 @@
 //! The test harness: a real PostgreSQL database per test run, the real router on a random
 //! port per test, and helpers that read like the story they test.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{EncodingKey, Header};
-use pipeline_export::config::{DatabaseConfig, Secret, ServeConfig};
+use pipeline_export::config::{BackgroundConfig, DatabaseConfig, Secret, ServeConfig};
 use pipeline_export::http::{AppState, router};
-use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgPool};
 use uuid::Uuid;
+use workers::tasks::{Services, WorkerSettings};
 
 pub const JWT_SECRET: &str = "integration-test-secret-0123456789abcdef";
 
@@ -27,62 +28,161 @@ fn with_database(url: &str, db: &str) -> String {
     format!("{base}/{db}")
 }
 
-/// One freshly migrated database for this test process; created on first use. Databases
-/// left by earlier runs (older than an hour) are dropped.
+/// One migrated database shared by this process's tests that run no workers; created on
+/// first use. Databases left by earlier runs (older than an hour) are dropped.
 pub fn database_url() -> &'static str {
     static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| {
-        std::thread::spawn(|| {
-            let rt = tokio::runtime::Runtime::new().unwrap();
-            rt.block_on(async {
-                let admin = PgPoolOptions::new()
-                    .max_connections(1)
-                    .connect(&admin_url())
-                    .await
-                    .expect("PostgreSQL must be running for the integration tests (see README)");
-                let now = Utc::now().timestamp();
-                let stale: Vec<String> = sqlx::query_scalar(
-                    "SELECT datname FROM pg_database WHERE datname LIKE 'pe_test_%'",
-                )
-                .fetch_all(&admin)
+    URL.get_or_init(|| with_database(&admin_url(), &create_migrated_database("")))
+}
+
+/// A migrated database that nothing stays connected to, copied by [`fresh_database_url`].
+fn template_database() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| create_migrated_database("_tpl"))
+}
+
+/// A database of its own, for a test whose workers must not take other tests' tasks.
+pub async fn fresh_database_url() -> String {
+    let template = template_database();
+    let name = format!(
+        "pe_test_{}_{}",
+        Utc::now().timestamp(),
+        &Uuid::new_v4().simple().to_string()[..8]
+    );
+    let mut admin = sqlx::PgConnection::connect(&admin_url()).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    with_database(&admin_url(), &name)
+}
+
+/// Creates and migrates a database on a runtime of its own; returns its name.
+fn create_migrated_database(suffix: &'static str) -> String {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let admin = PgPoolOptions::new()
+                .max_connections(1)
+                .connect(&admin_url())
+                .await
+                .expect("PostgreSQL must be running for the integration tests (see README)");
+            let now = Utc::now().timestamp();
+            drop_stale_databases(&admin, now).await;
+            let name = format!(
+                "pe_test_{now}_{}{suffix}",
+                &Uuid::new_v4().simple().to_string()[..8]
+            );
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                .execute(&admin)
                 .await
                 .unwrap();
-                for name in stale {
-                    let born = name
-                        .split('_')
-                        .nth(2)
-                        .and_then(|t| t.parse::<i64>().ok())
-                        .unwrap_or(0);
-                    if now - born > 3600 {
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                        )))
-                        .execute(&admin)
-                        .await;
-                    }
-                }
-                let name = format!(
-                    "pe_test_{now}_{}",
-                    &Uuid::new_v4().simple().to_string()[..8]
-                );
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-                    .execute(&admin)
+            let url = with_database(&admin_url(), &name);
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .connect(&url)
+                .await
+                .unwrap();
+            pipeline_export::db::migrate(&pool).await.unwrap();
+            pool.close().await;
+            name
+        })
+    })
+    .join()
+    .unwrap()
+}
+
+async fn drop_stale_databases(admin: &PgPool, now: i64) {
+    let stale: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'pe_test_%'")
+            .fetch_all(admin)
+            .await
+            .unwrap();
+    for name in stale {
+        let born = name
+            .split('_')
+            .nth(2)
+            .and_then(|t| t.parse::<i64>().ok())
+            .unwrap_or(0);
+        if now - born > 3600 {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+            )))
+            .execute(admin)
+            .await;
+        }
+    }
+}
+
+/// The S3-compatible server of the tests (s3s-fs, started by `infra/test.sh`).
+pub fn s3_endpoint() -> String {
+    std::env::var("S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:9000".to_owned())
+}
+
+/// One bucket per test process.
+pub fn bucket() -> &'static str {
+    static BUCKET: OnceLock<String> = OnceLock::new();
+    BUCKET.get_or_init(|| {
+        assert!(
+            std::env::var("AWS_ACCESS_KEY_ID").is_ok(),
+            "S3 credentials are not set: run the tests with infra/test.sh (it starts s3s-fs and sets them)"
+        );
+        let name = format!("pe-test-{}", &Uuid::new_v4().simple().to_string()[..12]);
+        let storage_config = s3_config(&name);
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async {
+                let storage = workers::storage::Storage::from_config(&storage_config).await.unwrap();
+                storage
+                    .ensure_bucket()
                     .await
-                    .unwrap();
-                let url = with_database(&admin_url(), &name);
-                let pool = PgPoolOptions::new()
-                    .max_connections(1)
-                    .connect(&url)
-                    .await
-                    .unwrap();
-                pipeline_export::db::migrate(&pool).await.unwrap();
-                pool.close().await;
-                url
-            })
+                    .expect("s3s-fs must be running for the integration tests (infra/test.sh starts it)");
+            });
         })
         .join()
-        .unwrap()
+        .unwrap();
+        name
     })
+}
+
+pub fn s3_config(bucket: &str) -> workers::storage::StorageConfig {
+    workers::storage::StorageConfig::S3 {
+        bucket: bucket.to_owned(),
+        region: "us-east-1".to_owned(),
+        endpoint: Some(s3_endpoint()),
+        force_path_style: true,
+    }
+}
+
+/// The SMTP server of the tests (maildev, started by `infra/test.sh`).
+pub fn smtp_url() -> String {
+    std::env::var("TEST_SMTP_URL").unwrap_or_else(|_| "smtp://127.0.0.1:1025".to_owned())
+}
+
+/// maildev's HTTP API.
+pub fn maildev_api() -> String {
+    std::env::var("MAILDEV_API_URL").unwrap_or_else(|_| "http://127.0.0.1:1080".to_owned())
+}
+
+pub const LINK_SECRET: &str = "integration-link-secret-0123456789";
+
+pub fn background() -> BackgroundConfig {
+    BackgroundConfig {
+        link_secret: Secret::new(LINK_SECRET),
+        public_base_url: "http://127.0.0.1:8080".to_owned(),
+        storage: s3_config(bucket()),
+        mail: workers::mail::MailConfig {
+            smtp_url: Some(smtp_url()),
+            from: "PIPELINE <exports@pipeline.test>".to_owned(),
+            dir: std::env::temp_dir().join("pe-test-mail"),
+        },
+        download_url_ttl: Duration::from_secs(900),
+        export_retention: Duration::from_secs(7 * 24 * 3600),
+        export_max_active_per_user: 3,
+        export_max_attempts: 3,
+    }
 }
 
 pub fn config() -> ServeConfig {
@@ -91,6 +191,7 @@ pub fn config() -> ServeConfig {
             url: Secret::new(database_url()),
             max_connections: 5,
         },
+        background: background(),
         bind_addr: "127.0.0.1:0".parse().unwrap(),
         jwt_secret: Secret::new(JWT_SECRET),
         sync_export_max_rows: Some(10_000),
@@ -99,11 +200,30 @@ pub fn config() -> ServeConfig {
     }
 }
 
-/// The app on a random port, served from this test's runtime.
+/// The app on a random port, served from this test's runtime; with workers when asked.
 pub struct TestApp {
     pub base: String,
     pub pool: PgPool,
     pub client: reqwest::Client,
+    pub config: ServeConfig,
+    /// Stops the in-process workers when dropped.
+    _workers: Option<tokio::sync::watch::Sender<bool>>,
+}
+
+/// Worker settings for tests: quick retries and a quick takeover of a dead worker's tasks.
+pub fn worker_settings(config: &ServeConfig) -> WorkerSettings {
+    WorkerSettings {
+        public_base_url: config.background.public_base_url.clone(),
+        retention: config.background.export_retention,
+        export_max_attempts: config.background.export_max_attempts,
+        email_max_attempts: 5,
+        retry_base: Duration::from_millis(200),
+        concurrency: 2,
+        progress_interval: Duration::from_millis(200),
+        retention_interval: Duration::from_millis(500),
+        heartbeat: Duration::from_secs(1),
+        shutdown_grace: Duration::from_secs(5),
+    }
 }
 
 /// A user with a personal token.
@@ -122,16 +242,152 @@ impl TestApp {
         let mut config = config();
         adjust(&mut config);
         let pool = pipeline_export::db::pool(&config.database).unwrap();
-        let state = AppState::new(pool.clone(), &config).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
+        config.background.public_base_url = base.clone();
+        let state = AppState::new(pool.clone(), &config).await.unwrap();
         tokio::spawn(async move {
             axum::serve(listener, router(state)).await.unwrap();
         });
         TestApp {
             base,
             pool,
-            client: reqwest::Client::new(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            config,
+            _workers: None,
+        }
+    }
+
+    /// The app plus export and email workers running in this test's runtime, on a database of
+    /// its own (workers take every task of their queue).
+    pub async fn spawn_with_workers(adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
+        let url = fresh_database_url().await;
+        let mut app = Self::spawn_with(|c| {
+            c.database.url = Secret::new(url);
+            adjust(c);
+        })
+        .await;
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let services = Arc::new(Services {
+            pool: app.pool.clone(),
+            storage: workers::storage::Storage::from_config(&app.config.background.storage)
+                .await
+                .unwrap(),
+            mailer: workers::mail::Mailer::from_config(&app.config.background.mail).unwrap(),
+            links: workers::links::LinkSigner::new(LINK_SECRET.as_bytes()),
+            settings: worker_settings(&app.config),
+        });
+        tokio::spawn(workers::tasks::run(services, async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        }));
+        app._workers = Some(stop_tx);
+        app
+    }
+
+    pub async fn storage(&self) -> workers::storage::Storage {
+        workers::storage::Storage::from_config(&self.config.background.storage)
+            .await
+            .unwrap()
+    }
+
+    /// `POST /api/exports` with a JSON body and an optional Idempotency-Key.
+    pub async fn create_export(
+        &self,
+        token: &str,
+        body: serde_json::Value,
+        idempotency_key: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(self.url("/api/exports"))
+            .bearer_auth(token)
+            .json(&body);
+        if let Some(key) = idempotency_key {
+            request = request.header("idempotency-key", key);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Creates an export and returns its resource, asserting `202 Accepted`.
+    pub async fn start_export(&self, token: &str, body: serde_json::Value) -> serde_json::Value {
+        let response = self.create_export(token, body, None).await;
+        assert_eq!(response.status(), 202);
+        response.json().await.unwrap()
+    }
+
+    pub async fn get_export(&self, token: &str, id: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(&format!("/api/exports/{id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Polls the export until `done` holds for it (at most a minute).
+    pub async fn wait_export(
+        &self,
+        token: &str,
+        id: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let response = self.get_export(token, id).await;
+            assert_eq!(response.status(), 200);
+            let body: serde_json::Value = response.json().await.unwrap();
+            if done(&body) {
+                return body;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "export did not get there: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the export has finished one way or another.
+    pub async fn wait_finished(&self, token: &str, id: &str) -> serde_json::Value {
+        self.wait_export(token, id, |e| {
+            !matches!(e["status"].as_str(), Some("queued") | Some("running"))
+        })
+        .await
+    }
+
+    /// Emails maildev holds for `to`.
+    pub async fn emails_to(&self, to: &str) -> Vec<serde_json::Value> {
+        let all: Vec<serde_json::Value> = reqwest::get(format!("{}/api/email", maildev_api()))
+            .await
+            .expect("maildev must be running (infra/test.sh starts it)")
+            .json()
+            .await
+            .unwrap();
+        all.into_iter()
+            .filter(|m| {
+                m["to"]
+                    .as_array()
+                    .is_some_and(|to_list| to_list.iter().any(|t| t["address"] == to))
+            })
+            .collect()
+    }
+
+    /// Waits until `n` emails for `to` have arrived (at most a minute) and returns them.
+    pub async fn wait_emails(&self, to: &str, n: usize) -> Vec<serde_json::Value> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let mails = self.emails_to(to).await;
+            if mails.len() >= n {
+                return mails;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{n} emails to {to} did not arrive"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 

@@ -4,6 +4,7 @@
 mod auth;
 mod cli;
 mod export;
+mod exports;
 mod filters;
 mod helpers;
 mod limits;

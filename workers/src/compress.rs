@@ -31,6 +31,8 @@ impl Compression {
         }
     }
 
+    pub const ALL: [Compression; 2] = [Compression::None, Compression::Gzip];
+
     pub fn encoder(self) -> Encoder {
         match self {
             Compression::None => Encoder::Identity,
@@ -39,6 +41,23 @@ impl Compression {
                 flate2::Compression::fast(),
             ))),
         }
+    }
+}
+
+impl std::str::FromStr for Compression {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Compression::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or(())
+    }
+}
+
+impl TryFrom<String> for Compression {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse().map_err(|()| format!("unknown compression {s:?}"))
     }
 }
 

@@ -97,6 +97,7 @@ impl Output {
         self.summary.bytes += self.buf.len() as u64;
         if let Some(chunk) = self.encoder.encode(&mut self.buf) {
             self.summary.bytes_out += chunk.len() as u64;
+            sink.rows_written(self.summary.rows);
             sink.send(Bytes::from(chunk)).await?;
         }
         Ok(())

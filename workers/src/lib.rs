@@ -15,11 +15,17 @@
 
 pub mod compress;
 pub mod engine;
+pub mod exports;
 pub mod filters;
 pub mod format;
 pub mod job;
+pub mod links;
+pub mod mail;
 pub mod query;
+pub mod queue;
 pub mod sink;
+pub mod storage;
+pub mod tasks;
 pub mod timestamp;
 
 pub use compress::Compression;

@@ -21,6 +21,9 @@ pub enum SinkError {
 /// instead of letting chunks pile up in memory.
 pub trait ByteSink: Send {
     fn send(&mut self, chunk: Bytes) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// Told, before each chunk, how many rows the export has written so far (for progress).
+    fn rows_written(&mut self, _rows: u64) {}
 }
 
 /// A sink into a bounded channel, e.g. the body of an HTTP response.

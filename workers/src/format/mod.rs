@@ -4,6 +4,7 @@
 
 mod csv;
 mod json;
+mod ndjson;
 
 use std::fmt;
 use std::str::FromStr;
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::csv::CsvWriter;
 pub use self::json::JsonWriter;
+pub use self::ndjson::NdjsonWriter;
 use crate::job::{Field, JobRecord};
 
 /// What a file says about itself before its rows.
@@ -37,15 +39,20 @@ pub trait RowWriter: Send {
 pub enum Format {
     Json,
     Csv,
+    Ndjson,
 }
 
 impl Format {
-    pub const ALL: [Format; 2] = [Format::Json, Format::Csv];
+    /// Every format the engine writes (background exports offer them all).
+    pub const ALL: [Format; 3] = [Format::Json, Format::Csv, Format::Ndjson];
+    /// The formats of the documented synchronous endpoint.
+    pub const SYNC: [Format; 2] = [Format::Json, Format::Csv];
 
     pub const fn as_str(self) -> &'static str {
         match self {
             Format::Json => "json",
             Format::Csv => "csv",
+            Format::Ndjson => "ndjson",
         }
     }
 
@@ -58,13 +65,14 @@ impl Format {
         match self {
             Format::Json => "application/json",
             Format::Csv => "text/csv; charset=utf-8",
+            Format::Ndjson => "application/x-ndjson",
         }
     }
 
     /// The documented fields of this format, in the documented order.
     pub fn default_fields(self) -> &'static [Field] {
         match self {
-            Format::Json => &Field::ALL,
+            Format::Json | Format::Ndjson => &Field::ALL,
             Format::Csv => &Field::CSV,
         }
     }
@@ -74,12 +82,13 @@ impl Format {
         match self {
             Format::Json => Box::new(JsonWriter::new(fields)),
             Format::Csv => Box::new(CsvWriter::new(fields)),
+            Format::Ndjson => Box::new(NdjsonWriter::new(fields)),
         }
     }
 
-    /// `format must be "json" or "csv"`: the message for an unknown format.
-    pub fn expected() -> String {
-        let names: Vec<String> = Format::ALL
+    /// `format must be "json" or "csv"`: the message for a format not among `accepted`.
+    pub fn expected(accepted: &[Format]) -> String {
+        let names: Vec<String> = accepted
             .iter()
             .map(|f| format!("\"{}\"", f.as_str()))
             .collect();
@@ -95,6 +104,13 @@ impl FromStr for Format {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
         Format::ALL.into_iter().find(|f| f.as_str() == s).ok_or(())
+    }
+}
+
+impl TryFrom<String> for Format {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse().map_err(|()| format!("unknown format {s:?}"))
     }
 }
 
@@ -120,7 +136,14 @@ mod tests {
 
     #[test]
     fn the_documented_error_message() {
-        assert_eq!(Format::expected(), r#"format must be "json" or "csv""#);
+        assert_eq!(
+            Format::expected(&Format::SYNC),
+            r#"format must be "json" or "csv""#
+        );
+        assert_eq!(
+            Format::expected(&Format::ALL),
+            r#"format must be "json", "csv" or "ndjson""#
+        );
     }
 
     #[test]

@@ -1,0 +1,352 @@
+//! Background exports: `POST /api/exports`, `GET /api/exports[/{id}]`,
+//! `GET /api/exports/{id}/download`, `DELETE /api/exports/{id}`.
+//!
+//! Every lookup is by (user, id): someone else's export, a deleted one and a malformed id all
+//! get the same 404.
+
+use axum::Json;
+use axum::extract::{FromRequest, Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+use workers::exports::{
+    self, CreateError, CreateLimits, Created, Cursor, ExportRecord, ExportRequest, ExportStatus,
+};
+use workers::links::LinkPurpose;
+use workers::{Compression, ExportFilters, Format};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::auth::AuthUser;
+
+/// A JSON body whose rejections (bad JSON, wrong content type, unknown fields) come back in
+/// the API's error shape.
+pub struct ApiJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(ApiError::Validation(rejection.body_text())),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    format: Option<String>,
+    compression: Option<String>,
+    #[serde(default)]
+    filters: serde_json::Map<String, Value>,
+    #[serde(default)]
+    notify: Notify,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Notify {
+    #[serde(default)]
+    email: bool,
+}
+
+impl CreateBody {
+    /// Validates the body exactly as the sync endpoint validates its query string.
+    fn into_request(self) -> Result<ExportRequest, ApiError> {
+        let format = match self.format.as_deref() {
+            None => Format::Json,
+            Some(f) => f
+                .parse()
+                .map_err(|()| ApiError::Validation(Format::expected(&Format::ALL)))?,
+        };
+        let compression = match self.compression.as_deref() {
+            None => Compression::Gzip,
+            Some(c) => c.parse().map_err(|()| {
+                ApiError::Validation("compression must be \"gzip\" or \"none\"".into())
+            })?,
+        };
+        let mut filters = ExportFilters::default();
+        for (name, value) in &self.filters {
+            let values: Vec<&str> = match value {
+                Value::String(s) => vec![s.as_str()],
+                Value::Array(items) => items
+                    .iter()
+                    .map(|v| {
+                        v.as_str().ok_or_else(|| {
+                            ApiError::Validation(format!(
+                                "filters.{name} must be a string or a list of strings"
+                            ))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+                _ => {
+                    return Err(ApiError::Validation(format!(
+                        "filters.{name} must be a string or a list of strings"
+                    )));
+                }
+            };
+            for v in values {
+                let known = filters
+                    .accept_param(name, v)
+                    .map_err(|e| ApiError::Validation(format!("filters.{}", e.message)))?;
+                if !known {
+                    return Err(ApiError::Validation(format!(
+                        "unknown filter {:?}; accepted: {}",
+                        name.chars().take(40).collect::<String>(),
+                        ExportFilters::PARAMS.join(", ")
+                    )));
+                }
+            }
+        }
+        filters
+            .validate()
+            .map_err(|e| ApiError::Validation(format!("filters.{}", e.message)))?;
+        Ok(ExportRequest {
+            format,
+            compression,
+            filters,
+            notify_email: self.notify.email,
+        })
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| {
+            !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+        })
+        .ok_or_else(|| {
+            ApiError::Validation(
+                "Idempotency-Key must be 1 to 255 printable ASCII characters".into(),
+            )
+        })?;
+    Ok(Some(key.to_owned()))
+}
+
+fn parse_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::try_parse(id).map_err(|_| not_found())
+}
+
+fn not_found() -> ApiError {
+    ApiError::NotFound("no such export".into())
+}
+
+/// A URL that downloads the file now: a fresh presigned URL, or (local storage) a short-lived
+/// signed link served by this service.
+async fn download_url(state: &AppState, record: &ExportRecord) -> Result<Option<String>, ApiError> {
+    let now = Utc::now();
+    if !record.is_downloadable(now) {
+        return Ok(None);
+    }
+    let ttl = state.background.download_url_ttl;
+    if let Some(url) = state
+        .storage
+        .presign_get(&record.object_key, ttl)
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("presigning a download")))?
+    {
+        return Ok(Some(url));
+    }
+    let until = record.expires_at.map_or(now, |e| e.min(now + ttl));
+    let token = state.links.sign(record.id, until, LinkPurpose::Download);
+    Ok(Some(format!(
+        "{}/d/{token}",
+        state.background.public_base_url
+    )))
+}
+
+/// The export as the API shows it.
+async fn resource(state: &AppState, record: &ExportRecord) -> Result<Value, ApiError> {
+    let error = match (&record.error_code, &record.error_message) {
+        (Some(code), Some(message)) => json!({"code": code, "message": message}),
+        _ => Value::Null,
+    };
+    Ok(json!({
+        "id": record.id,
+        "status": record.status,
+        "format": record.format,
+        "compression": record.compression,
+        "filters": record.filters,
+        "notify": {"email": record.notify_email},
+        "progress": {
+            "rows_done": record.rows_done,
+            "rows_total": record.rows_total,
+            "bytes_written": record.bytes_written,
+        },
+        "row_count": record.row_count,
+        "byte_size": record.byte_size,
+        "sha256": record.sha256,
+        "file_name": record.file_name,
+        "download_url": download_url(state, record).await?,
+        "expires_at": record.expires_at,
+        "error": error,
+        "attempts": record.attempts,
+        "created_at": record.created_at,
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+    }))
+}
+
+fn with_location(status: StatusCode, record: &ExportRecord, body: Value) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/api/exports/{}", record.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+#[tracing::instrument(name = "create_export", skip_all)]
+pub async fn create(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
+    let request = body.into_request()?;
+    let limits = CreateLimits {
+        max_active_per_user: i64::from(state.background.export_max_active_per_user),
+        max_attempts: state.background.export_max_attempts,
+    };
+    match exports::create(&state.pool, user.id, &request, key.as_deref(), limits).await {
+        Ok(Created::New(record)) => {
+            tracing::info!(export_id = %record.id, "export queued");
+            let body = resource(&state, &record).await?;
+            Ok(with_location(StatusCode::ACCEPTED, &record, body))
+        }
+        Ok(Created::Replayed(record) | Created::Duplicate(record)) => {
+            let body = resource(&state, &record).await?;
+            Ok(with_location(StatusCode::OK, &record, body))
+        }
+        Err(CreateError::IdempotencyConflict) => Err(ApiError::Conflict(
+            "this Idempotency-Key was already used with a different request".into(),
+        )),
+        Err(CreateError::TooManyActive { active }) => Err(ApiError::RateLimited {
+            message: format!(
+                "{active} exports are already queued or running; wait for one to finish"
+            ),
+            retry_after_secs: 30,
+        }),
+        Err(CreateError::Database(e)) => Err(e.into()),
+    }
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let record = exports::get(&state.pool, user.id, parse_id(&id)?)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(Json(resource(&state, &record).await?))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let (mut limit, mut cursor, mut status) = (20i64, None, None);
+    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match &*name {
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=100).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::Validation("limit must be a whole number from 1 to 100".into())
+                    })?;
+            }
+            "cursor" => {
+                cursor = Some(Cursor::decode(&value).ok_or_else(|| {
+                    ApiError::Validation("cursor is not one this API returned".into())
+                })?);
+            }
+            "status" => {
+                status = Some(value.parse::<ExportStatus>().map_err(|_| {
+                    ApiError::Validation(
+                        "status must be one of queued, running, succeeded, failed, cancelled, expired".into(),
+                    )
+                })?);
+            }
+            other => {
+                return Err(ApiError::Validation(format!(
+                    "unknown query parameter {:?}; accepted: limit, cursor, status",
+                    other.chars().take(40).collect::<String>()
+                )));
+            }
+        }
+    }
+    let (records, next) = exports::list(&state.pool, user.id, status, cursor, limit).await?;
+    let mut items = Vec::with_capacity(records.len());
+    for record in &records {
+        items.push(resource(&state, record).await?);
+    }
+    Ok(Json(json!({
+        "exports": items,
+        "next_cursor": next.map(|c| c.encode()),
+    })))
+}
+
+pub async fn download(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let record = exports::get(&state.pool, user.id, parse_id(&id)?)
+        .await?
+        .ok_or_else(not_found)?;
+    match download_url(&state, &record).await? {
+        Some(url) => Ok(super::found(&url)),
+        None if record.status == ExportStatus::Succeeded
+            || record.status == ExportStatus::Expired =>
+        {
+            Err(ApiError::Gone("this export's file has expired".into()))
+        }
+        None => Err(ApiError::Conflict(format!(
+            "this export has no file to download (status: {})",
+            record.status
+        ))),
+    }
+}
+
+pub async fn remove(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    if let Some(record) = exports::cancel(&state.pool, user.id, id).await? {
+        tracing::info!(export_id = %id, "export cancelled");
+        return Ok(Json(resource(&state, &record).await?).into_response());
+    }
+    let mut tx = state.pool.begin().await?;
+    let record = exports::lock_finished(&mut tx, user.id, id)
+        .await?
+        .ok_or_else(not_found)?;
+    // The file goes first: if that fails nothing changed and the client can retry.
+    state
+        .storage
+        .delete(&record.object_key)
+        .await
+        .map_err(|e| {
+            ApiError::Internal(anyhow::Error::new(e).context("deleting an export's file"))
+        })?;
+    exports::delete_locked(&mut tx, id).await?;
+    tx.commit().await?;
+    tracing::info!(export_id = %id, "export deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
