@@ -10,7 +10,7 @@ ensure_postgres
 ensure_s3
 ensure_maildev
 export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@$PGHOST_ADDR:$PGPORT_NUM/postgres}"
-export S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
+export S3_ENDPOINT="http://127.0.0.1:$S3_PORT" S3_DATA_DIR="$CACHE_DIR/s3-data"
 export AWS_ACCESS_KEY_ID="$S3_TEST_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$S3_TEST_SECRET_KEY" AWS_REGION=us-east-1
 # Credentials are in the environment: never let the AWS SDK probe instance metadata.
 export AWS_EC2_METADATA_DISABLED=true

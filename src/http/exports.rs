@@ -338,6 +338,15 @@ pub async fn remove(
         .await?
         .ok_or_else(not_found)?;
     // The file goes first: if that fails nothing changed and the client can retry.
+    if let Some(upload_id) = &record.upload_id {
+        state
+            .storage
+            .abort_upload(&record.object_key, upload_id)
+            .await
+            .map_err(|e| {
+                ApiError::Internal(anyhow::Error::new(e).context("aborting an export's upload"))
+            })?;
+    }
     state
         .storage
         .delete(&record.object_key)

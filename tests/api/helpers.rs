@@ -239,6 +239,13 @@ impl TestApp {
     }
 
     pub async fn spawn_with(adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
+        // TEST_LOG=debug (any RUST_LOG filter) shows the app's logs in failing tests' output.
+        if let Ok(filter) = std::env::var("TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
+        }
         let mut config = config();
         adjust(&mut config);
         let pool = pipeline_export::db::pool(&config.database).unwrap();

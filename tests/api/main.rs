@@ -5,6 +5,7 @@ mod auth;
 mod cli;
 mod export;
 mod exports;
+mod faults;
 mod filters;
 mod helpers;
 mod limits;

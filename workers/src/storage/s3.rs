@@ -491,21 +491,23 @@ impl S3Upload {
 
     /// Lets the part uploads settle, aborts the multipart upload (best effort: the error
     /// being returned matters more than a failed cleanup, which is logged) and marks the
-    /// upload failed. Returns `error` for the caller to pass on.
+    /// upload failed. Returns `error` for the caller to pass on. When the abort fails the
+    /// upload id is kept, so [`Self::abort`] tries again and reports the outcome, and the
+    /// caller can record the id for a later cleanup.
     async fn fail(&mut self, error: StorageError) -> StorageError {
         self.failed = true;
         self.buf = BytesMut::new();
         self.settle_parts().await;
-        if let Some(upload_id) = self.upload_id.take()
-            && let Err(abort_error) =
-                abort_multipart(&self.client, &self.bucket, &self.key, &upload_id).await
-        {
-            tracing::warn!(
-                key = %self.key,
-                upload_id = %upload_id,
-                error = %abort_error,
-                "could not abort the multipart upload of a failed export; it stays pending"
-            );
+        if let Some(upload_id) = self.upload_id.clone() {
+            match abort_multipart(&self.client, &self.bucket, &self.key, &upload_id).await {
+                Ok(()) => self.upload_id = None,
+                Err(abort_error) => tracing::warn!(
+                    key = %self.key,
+                    upload_id = %upload_id,
+                    error = %abort_error,
+                    "could not abort the multipart upload of a failed export; it stays pending"
+                ),
+            }
         }
         error
     }

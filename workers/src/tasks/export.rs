@@ -169,18 +169,13 @@ async fn produce(services: &Services, export_id: Uuid) -> Result<(), Failure> {
         return Ok(());
     };
     if let Some(upload_id) = previous_upload {
-        // An earlier attempt died mid-upload: leave no orphaned multipart upload behind.
-        if let Err(e) = services
+        // An earlier attempt died mid-upload: leave no orphaned multipart upload behind. Until
+        // it is aborted no new upload starts, so an export never has more than one.
+        services
             .storage
             .abort_upload(&record.object_key, &upload_id)
-            .await
-        {
-            tracing::warn!(error = %e, "could not abort an earlier attempt's upload");
-        }
-        sqlx::query("UPDATE exports SET upload_id = NULL WHERE id = $1")
-            .bind(export_id)
-            .execute(pool)
             .await?;
+        forget_upload(pool, export_id).await?;
     }
 
     record.filters.validate().map_err(|e| Failure::Permanent {
@@ -230,8 +225,11 @@ async fn produce(services: &Services, export_id: Uuid) -> Result<(), Failure> {
     let summary = match run_export(snapshot, plan, &mut sink).await {
         Ok(summary) => summary,
         Err(e) => {
-            if let Err(abort) = sink.upload.abort().await {
-                tracing::warn!(error = %abort, "could not abort the upload");
+            match sink.upload.abort().await {
+                // Otherwise the upload id stays recorded: the next attempt or the retention
+                // sweep aborts it once storage answers again.
+                Ok(()) => forget_upload(pool, export_id).await?,
+                Err(abort) => tracing::warn!(error = %abort, "could not abort the upload"),
             }
             if matches!(e, ExportError::Sink(SinkError::Closed)) {
                 tracing::info!("export was cancelled while running; upload aborted");
@@ -244,6 +242,14 @@ async fn produce(services: &Services, export_id: Uuid) -> Result<(), Failure> {
     let bytes = sink.bytes;
     sink.upload.complete().await?;
     finish(services, &record, summary.rows, bytes, &sha256).await
+}
+
+async fn forget_upload(pool: &PgPool, export_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE exports SET upload_id = NULL WHERE id = $1")
+        .bind(export_id)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// Marks the export succeeded and, in the same transaction, queues its email.
@@ -321,7 +327,7 @@ async fn mark_failed(
 ) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     let notify: Option<bool> = sqlx::query_scalar(
-        "UPDATE exports SET status = 'failed', error_code = $2, error_message = $3, upload_id = NULL, \
+        "UPDATE exports SET status = 'failed', error_code = $2, error_message = $3, \
          finished_at = now() WHERE id = $1 AND status IN ('queued', 'running') RETURNING notify_email",
     )
     .bind(export_id)

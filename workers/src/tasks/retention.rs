@@ -1,5 +1,6 @@
 //! Retention: files of exports past `expires_at` are deleted and the exports marked
-//! `expired`. Rows are claimed with `FOR UPDATE SKIP LOCKED`, so any number of worker
+//! `expired`; multipart uploads that a finished export could not abort (storage was down)
+//! are aborted. Rows are claimed with `FOR UPDATE SKIP LOCKED`, so any number of worker
 //! processes can sweep at once without doing the same work twice.
 
 use std::sync::Arc;
@@ -35,6 +36,34 @@ pub async fn sweep(services: &Services, batch: i64) -> anyhow::Result<usize> {
     Ok(expired.len())
 }
 
+/// Aborts up to `batch` uploads left behind by finished exports; returns how many.
+pub async fn abort_leftover_uploads(services: &Services, batch: i64) -> anyhow::Result<usize> {
+    let mut tx = services.pool.begin().await?;
+    let left: Vec<(Uuid, String, String)> = sqlx::query_as(
+        "SELECT id, object_key, upload_id FROM exports \
+         WHERE upload_id IS NOT NULL AND status NOT IN ('queued', 'running') \
+         LIMIT $1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(batch)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut aborted = Vec::with_capacity(left.len());
+    for (id, key, upload_id) in left {
+        match services.storage.abort_upload(&key, &upload_id).await {
+            Ok(()) => aborted.push(id),
+            Err(e) => {
+                tracing::warn!(export_id = %id, error = %e, "could not abort a leftover upload; will retry")
+            }
+        }
+    }
+    sqlx::query("UPDATE exports SET upload_id = NULL WHERE id = ANY($1)")
+        .bind(&aborted)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(aborted.len())
+}
+
 /// Sweeps every `retention_interval` until `stop` turns true.
 pub async fn run(services: Arc<Services>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(services.settings.retention_interval);
@@ -43,6 +72,11 @@ pub async fn run(services: Arc<Services>, mut stop: tokio::sync::watch::Receiver
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.wait_for(|stop| *stop) => return,
+        }
+        match abort_leftover_uploads(&services, 100).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(aborted = n, "retention: aborted leftover uploads"),
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "aborting leftover uploads failed"),
         }
         loop {
             match sweep(&services, 100).await {

@@ -1,0 +1,470 @@
+//! Faults survived: storage and SMTP outages (through a TCP proxy that can cut the line), a
+//! worker process killed mid-export, and two worker processes sharing one queue.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sha2::Digest;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::helpers::{LINK_SECRET, TestApp, bucket, fresh_database_url, s3_endpoint, smtp_url};
+
+/// A TCP proxy whose line can be cut: while down it closes every connection it has and
+/// every new one at once, as a crashed or unreachable server would look to a client.
+struct Proxy {
+    addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    live: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let live: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let (up2, live2) = (up.clone(), live.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(server) = TcpStream::connect(upstream).await {
+                        let (mut client, mut server) = (client, server);
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                live2.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Proxy { addr, up, live }
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::SeqCst);
+        if !up {
+            for task in self.live.lock().unwrap().drain(..) {
+                task.abort();
+            }
+        }
+    }
+
+    fn url(&self, scheme: &str) -> String {
+        format!("{scheme}://{}", self.addr)
+    }
+}
+
+fn addr_of(url: &str) -> SocketAddr {
+    let host_port = url.split("://").nth(1).unwrap().trim_end_matches('/');
+    host_port.parse().unwrap()
+}
+
+/// Where s3s-fs keeps its data (`infra/test.sh` exports it), to see pending multipart uploads.
+fn s3_data_dir() -> std::path::PathBuf {
+    std::env::var("S3_DATA_DIR")
+        .expect("S3_DATA_DIR is set by infra/test.sh")
+        .into()
+}
+
+fn upload_pending(upload_id: &str) -> bool {
+    s3_data_dir()
+        .join(format!(".upload-{upload_id}.json"))
+        .exists()
+}
+
+async fn upload_id_of(app: &TestApp, id: &str) -> Option<String> {
+    sqlx::query_scalar("SELECT upload_id FROM exports WHERE id = $1::uuid")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+/// Waits until the export has started a multipart upload (its first part is stored).
+async fn wait_upload_started(app: &TestApp, id: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(upload) = upload_id_of(app, id).await {
+            return upload;
+        }
+        assert!(Instant::now() < deadline, "no multipart upload started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn object_key(app: &TestApp, id: &str) -> String {
+    sqlx::query_scalar("SELECT object_key FROM exports WHERE id = $1::uuid")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+/// Downloads a succeeded export and checks it against its recorded size and checksum and
+/// against a fresh sync export of the same rows.
+async fn assert_complete_and_correct(app: &TestApp, token: &str, export: &Value) {
+    assert_eq!(export["status"], "succeeded", "{export}");
+    let url = export["download_url"].as_str().unwrap();
+    let bytes = reqwest::get(url).await.unwrap().bytes().await.unwrap();
+    assert_eq!(export["byte_size"], bytes.len());
+    assert_eq!(export["sha256"], hex::encode(sha2::Sha256::digest(&bytes)));
+    let sync = app.export(token, "format=csv").await.bytes().await.unwrap();
+    assert!(
+        bytes == sync,
+        "the object equals a fresh sync export of the same rows"
+    );
+}
+
+#[tokio::test]
+async fn storage_down_mid_upload_fails_cleanly_and_leaves_nothing() {
+    let proxy = Proxy::start(addr_of(&s3_endpoint())).await;
+    let endpoint = proxy.url("http");
+    let app = TestApp::spawn_with_workers(|c| {
+        c.sync_export_max_rows = None;
+        c.background.export_max_attempts = 2;
+        c.background.storage = workers::storage::StorageConfig::S3 {
+            bucket: bucket().to_owned(),
+            region: "us-east-1".into(),
+            endpoint: Some(endpoint),
+            force_path_style: true,
+        };
+    })
+    .await;
+    let user = app.create_user().await;
+    pipeline_export::seed::seed(&app.pool, &user.email, 120_000, false, 21)
+        .await
+        .unwrap();
+    let created = app
+        .start_export(
+            &user.token,
+            json!({"format": "csv", "compression": "none", "notify": {"email": true}}),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let upload = wait_upload_started(&app, &id).await;
+    proxy.set_up(false);
+
+    let done = app.wait_finished(&user.token, &id).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["error"]["code"], "STORAGE_UNAVAILABLE");
+    assert!(
+        done["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not be stored")
+    );
+    assert_eq!(done["attempts"], 2, "retried, then gave up");
+    assert_eq!(done["download_url"], Value::Null);
+
+    // Storage comes back: the leftover multipart upload is aborted, no object exists.
+    proxy.set_up(true);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while upload_id_of(&app, &id).await.is_some() || upload_pending(&upload) {
+        assert!(
+            Instant::now() < deadline,
+            "the leftover upload was not aborted (recorded: {:?}, pending: {})",
+            upload_id_of(&app, &id).await,
+            upload_pending(&upload)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let key = object_key(&app, &id).await;
+    assert!(
+        !app.storage().await.exists(&key).await.unwrap(),
+        "no partial object"
+    );
+
+    let mails = app.wait_emails(&user.email, 1).await;
+    assert!(
+        mails[0]["subject"].as_str().unwrap().contains("failed"),
+        "{}",
+        mails[0]["subject"]
+    );
+    assert!(
+        mails[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("could not be stored")
+    );
+}
+
+#[tokio::test]
+async fn a_short_storage_outage_is_retried_to_success() {
+    let proxy = Proxy::start(addr_of(&s3_endpoint())).await;
+    let endpoint = proxy.url("http");
+    let app = TestApp::spawn_with_workers(|c| {
+        c.sync_export_max_rows = None;
+        c.background.storage = workers::storage::StorageConfig::S3 {
+            bucket: bucket().to_owned(),
+            region: "us-east-1".into(),
+            endpoint: Some(endpoint),
+            force_path_style: true,
+        };
+    })
+    .await;
+    let user = app.create_user().await;
+    pipeline_export::seed::seed(&app.pool, &user.email, 60_000, false, 22)
+        .await
+        .unwrap();
+    let created = app
+        .start_export(&user.token, json!({"format": "csv", "compression": "none"}))
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    wait_upload_started(&app, &id).await;
+    proxy.set_up(false);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    proxy.set_up(true);
+    let done = app.wait_finished(&user.token, &id).await;
+    assert_complete_and_correct(&app, &user.token, &done).await;
+}
+
+#[tokio::test]
+async fn an_smtp_outage_delays_the_email_but_sends_it_once() {
+    let proxy = Proxy::start(addr_of(&smtp_url())).await;
+    proxy.set_up(false);
+    let smtp = proxy.url("smtp");
+    let app = TestApp::spawn_with_workers(|c| c.background.mail.smtp_url = Some(smtp)).await;
+    let user = app.create_user().await;
+    app.insert_jobs(&user, 4).await;
+    let created = app
+        .start_export(&user.token, json!({"notify": {"email": true}}))
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let done = app.wait_finished(&user.token, &id).await;
+    assert_eq!(
+        done["status"], "succeeded",
+        "an SMTP outage never fails the export"
+    );
+
+    // A failed delivery is on record, then SMTP returns.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let attempts: Option<i32> = sqlx::query_scalar(
+            "SELECT attempts FROM apalis.jobs WHERE job_type = 'emails' AND idempotency_key = $1",
+        )
+        .bind(format!("email:{id}:ready"))
+        .fetch_optional(&app.pool)
+        .await
+        .unwrap();
+        if attempts.is_some_and(|a| a >= 1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the email was not attempted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(app.emails_to(&user.email).await.is_empty());
+    proxy.set_up(true);
+    app.wait_emails(&user.email, 1).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        app.emails_to(&user.email).await.len(),
+        1,
+        "exactly one email"
+    );
+}
+
+/// A `pipeline-export worker` process, killed on drop.
+struct WorkerProcess {
+    child: Child,
+}
+
+impl WorkerProcess {
+    fn start(database_url: &str, name: &str) -> WorkerProcess {
+        let log = std::fs::File::create(std::env::temp_dir().join(format!("pe-worker-{name}.log")))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_pipeline-export"))
+            .arg("worker")
+            .env("DATABASE_URL", database_url)
+            .env("LINK_SECRET", LINK_SECRET)
+            .env("S3_BUCKET", bucket())
+            .env("S3_ENDPOINT", s3_endpoint())
+            .env("S3_FORCE_PATH_STYLE", "true")
+            .env("SMTP_URL", smtp_url())
+            .env("PUBLIC_BASE_URL", "http://127.0.0.1:8080")
+            .env("WORKER_HEARTBEAT", "1s")
+            .env("RETRY_BASE_DELAY", "200ms")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        WorkerProcess { child }
+    }
+
+    fn kill_hard(&mut self) {
+        let status = Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn front_on_fresh_database(max_active: u32) -> (TestApp, String) {
+    let url = fresh_database_url().await;
+    let db = url.clone();
+    let app = TestApp::spawn_with(move |c| {
+        c.database.url = pipeline_export::config::Secret::new(db);
+        c.sync_export_max_rows = None;
+        c.background.export_max_active_per_user = max_active;
+    })
+    .await;
+    (app, url)
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_export_is_replaced_and_the_result_is_whole() {
+    let (app, url) = front_on_fresh_database(3).await;
+    let user = app.create_user().await;
+    pipeline_export::seed::seed(&app.pool, &user.email, 150_000, false, 23)
+        .await
+        .unwrap();
+    let mut first = WorkerProcess::start(&url, "killed");
+    let created = app
+        .start_export(
+            &user.token,
+            json!({"format": "csv", "compression": "none", "notify": {"email": true}}),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let upload = wait_upload_started(&app, &id).await;
+    first.kill_hard();
+
+    let _second = WorkerProcess::start(&url, "replacement");
+    let done = app.wait_finished(&user.token, &id).await;
+    assert_complete_and_correct(&app, &user.token, &done).await;
+    assert_eq!(done["attempts"], 2, "taken over once");
+    assert!(
+        !upload_pending(&upload),
+        "the killed attempt's upload was aborted"
+    );
+    app.wait_emails(&user.email, 1).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        app.emails_to(&user.email).await.len(),
+        1,
+        "exactly one email"
+    );
+}
+
+#[tokio::test]
+async fn two_worker_processes_produce_each_of_twenty_exports_once() {
+    let (app, url) = front_on_fresh_database(20).await;
+    let user = app.create_user().await;
+    pipeline_export::seed::seed(&app.pool, &user.email, 500, false, 24)
+        .await
+        .unwrap();
+    let _a = WorkerProcess::start(&url, "a");
+    let _b = WorkerProcess::start(&url, "b");
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let created = app
+            .start_export(
+                &user.token,
+                json!({"format": "ndjson", "filters": {"created_from": format!("2020-01-01T00:00:{i:02}Z")}}),
+            )
+            .await;
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    let storage = app.storage().await;
+    for id in &ids {
+        let done = app.wait_finished(&user.token, id).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+        assert_eq!(done["attempts"], 1, "produced exactly once: {done}");
+        assert!(storage.exists(&object_key(&app, id).await).await.unwrap());
+    }
+    let tasks: Vec<(String, i32)> =
+        sqlx::query_as("SELECT status, attempts FROM apalis.jobs WHERE job_type = 'exports'")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(tasks.len(), 20);
+    assert!(
+        tasks.iter().all(|(_, attempts)| *attempts <= 1),
+        "no task ran twice: {tasks:?}"
+    );
+}
+
+#[tokio::test]
+async fn local_storage_and_mail_directory_work_without_s3_or_smtp() {
+    let dir = std::env::temp_dir().join(format!("pe-local-{}", uuid::Uuid::new_v4().simple()));
+    let (files, mail) = (dir.join("exports"), dir.join("mail"));
+    let (files2, mail2) = (files.clone(), mail.clone());
+    let app = TestApp::spawn_with_workers(move |c| {
+        c.background.storage = workers::storage::StorageConfig::Local { dir: files2 };
+        c.background.mail.smtp_url = None;
+        c.background.mail.dir = mail2;
+    })
+    .await;
+    let user = app.create_user().await;
+    app.insert_jobs(&user, 6).await;
+    let created = app
+        .start_export(
+            &user.token,
+            json!({"format": "csv", "compression": "none", "notify": {"email": true}}),
+        )
+        .await;
+    let done = app
+        .wait_finished(&user.token, created["id"].as_str().unwrap())
+        .await;
+    assert_eq!(done["status"], "succeeded");
+
+    // The download URL is this service's signed link, and the front serves the file.
+    let url = done["download_url"].as_str().unwrap();
+    assert!(url.starts_with(&format!("{}/d/", app.base)), "{url}");
+    let response = reqwest::get(url).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/csv; charset=utf-8"
+    );
+    let file_name = done["file_name"].as_str().unwrap();
+    assert_eq!(
+        response.headers()["content-disposition"],
+        format!("attachment; filename=\"{file_name}\"").as_str()
+    );
+    let body = response.bytes().await.unwrap();
+    assert_eq!(done["sha256"], hex::encode(sha2::Sha256::digest(&body)));
+    assert_eq!(
+        body,
+        app.export(&user.token, "format=csv")
+            .await
+            .bytes()
+            .await
+            .unwrap()
+    );
+
+    // The email is an .eml file with the link.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let eml = loop {
+        let found: Vec<_> = std::fs::read_dir(&mail)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(path) = found.first() {
+            break std::fs::read_to_string(path).unwrap();
+        }
+        assert!(Instant::now() < deadline, "no .eml written");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(eml.contains(&user.email) && eml.contains("/d/"), "{eml}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
