@@ -76,6 +76,20 @@ impl Worker {
         )
     }
 
+    /// CPU seconds (user + system) the process has used.
+    fn cpu_secs(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.0.id())).unwrap();
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+        ticks / 100.0
+    }
+
     fn peak_rss_mib(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).unwrap();
         let kib: f64 = status
@@ -166,8 +180,16 @@ async fn main() {
     }
 
     println!(
-        "{:>9}  {:<5} {:<5} {:>8} {:>10} {:>9} {:>16} {:>12}",
-        "rows", "fmt", "gzip", "wall s", "rows/s", "MB stored", "worker peak MiB", "queue ms"
+        "{:>9}  {:<5} {:<5} {:>8} {:>10} {:>9} {:>16} {:>9} {:>12}",
+        "rows",
+        "fmt",
+        "gzip",
+        "wall s",
+        "rows/s",
+        "MB stored",
+        "worker peak MiB",
+        "worker s",
+        "queue ms"
     );
     for (i, format) in [Format::Csv, Format::Json].into_iter().enumerate() {
         let worker = Worker::start(&url);
@@ -208,12 +230,13 @@ async fn main() {
         let wall = started.elapsed().as_secs_f64();
         assert_eq!(done.status, ExportStatus::Succeeded, "{done:?}");
         println!(
-            "{n:>9}  {:<5} {:<5} {wall:>8.2} {:>10.0} {:>9.1} {:>16.1} {:>12}",
+            "{n:>9}  {:<5} {:<5} {wall:>8.2} {:>10.0} {:>9.1} {:>16.1} {:>9.2} {:>12}",
             format.as_str(),
             "yes",
             n as f64 / wall,
             done.byte_size.unwrap_or(0) as f64 / 1e6,
             worker.peak_rss_mib(),
+            worker.cpu_secs(),
             // From the commit of the export to the worker claiming it.
             done.started_at
                 .map_or(-1, |s| (s - done.created_at).num_milliseconds())

@@ -64,6 +64,19 @@ pub async fn abort_leftover_uploads(services: &Services, batch: i64) -> anyhow::
     Ok(aborted.len())
 }
 
+/// Deletes finished queue tasks older than the retention period, so `apalis.jobs` does not
+/// grow forever; the export rows keep the history users see.
+pub async fn prune_tasks(services: &Services) -> anyhow::Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM apalis.jobs WHERE job_type IN ('exports', 'emails') \
+         AND status IN ('Done', 'Killed') AND done_at < now() - $1 * interval '1 second'",
+    )
+    .bind(services.settings.retention.as_secs_f64())
+    .execute(&services.pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Sweeps every `retention_interval` until `stop` turns true.
 pub async fn run(services: Arc<Services>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(services.settings.retention_interval);
@@ -72,6 +85,9 @@ pub async fn run(services: Arc<Services>, mut stop: tokio::sync::watch::Receiver
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.wait_for(|stop| *stop) => return,
+        }
+        if let Err(e) = prune_tasks(&services).await {
+            tracing::warn!(error = format!("{e:#}"), "pruning finished tasks failed");
         }
         match abort_leftover_uploads(&services, 100).await {
             Ok(0) => {}
