@@ -8,6 +8,8 @@
 //! fresh worker process, so its peak RSS (VmHWM) is the scenario's own. Wall time runs from
 //! the export's creation to `succeeded`, so it includes the queue hop and the upload.
 
+mod common;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,39 +19,6 @@ use workers::{Compression, ExportFilters, Format};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pipeline-export");
 const BUCKET: &str = "pe-bench";
-
-fn admin_url() -> String {
-    std::env::var("BENCH_ADMIN_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-async fn database_url() -> String {
-    if let Ok(url) = std::env::var("BENCH_DATABASE_URL") {
-        return url;
-    }
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&admin_url())
-        .await
-        .unwrap();
-    let exists: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'pipeline_export_bench')",
-    )
-    .fetch_one(&admin)
-    .await
-    .unwrap();
-    if !exists {
-        sqlx::query("CREATE DATABASE pipeline_export_bench")
-            .execute(&admin)
-            .await
-            .unwrap();
-    }
-    let (base, _) = admin_url()
-        .rsplit_once('/')
-        .map(|(b, d)| (b.to_owned(), d.to_owned()))
-        .unwrap();
-    format!("{base}/pipeline_export_bench")
-}
 
 fn s3_endpoint() -> String {
     std::env::var("S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:9000".into())
@@ -91,13 +60,7 @@ impl Worker {
     }
 
     fn peak_rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).unwrap();
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap();
-        kib / 1024.0
+        common::peak_rss_mib(self.0.id())
     }
 }
 
@@ -138,7 +101,7 @@ async fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(1_000_000);
-    let url = database_url().await;
+    let url = common::database_url().await;
     let pool = PgPoolOptions::new()
         .max_connections(2)
         .connect(&url)

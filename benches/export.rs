@@ -9,6 +9,8 @@
 //! For reference it also times PostgreSQL's own `COPY (SELECT <the CSV columns>) TO STDOUT
 //! WITH CSV` of the same rows through psql, when psql is installed.
 
+mod common;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -61,13 +63,7 @@ impl Server {
     }
 
     fn peak_rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap();
-        kib / 1024.0
+        common::peak_rss_mib(self.child.id())
     }
 
     /// Downloads one export, dropping chunks as they come; returns (seconds, bytes).
@@ -95,39 +91,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn admin_url() -> String {
-    std::env::var("BENCH_ADMIN_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-async fn database_url() -> String {
-    if let Ok(url) = std::env::var("BENCH_DATABASE_URL") {
-        return url;
-    }
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&admin_url())
-        .await
-        .unwrap();
-    let exists: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'pipeline_export_bench')",
-    )
-    .fetch_one(&admin)
-    .await
-    .unwrap();
-    if !exists {
-        sqlx::query("CREATE DATABASE pipeline_export_bench")
-            .execute(&admin)
-            .await
-            .unwrap();
-    }
-    let (base, _) = admin_url()
-        .rsplit_once('/')
-        .map(|(b, d)| (b.to_owned(), d.to_owned()))
-        .unwrap();
-    format!("{base}/pipeline_export_bench")
 }
 
 /// A user with exactly `n` jobs, and a fresh token for it.
@@ -191,7 +154,7 @@ async fn main() {
     } else {
         sizes
     };
-    let url = database_url().await;
+    let url = common::database_url().await;
     let pool = PgPoolOptions::new()
         .max_connections(2)
         .connect(&url)

@@ -1,19 +1,9 @@
 //! Background exports end to end: real PostgreSQL queue, real s3s-fs, real maildev.
 
-use std::io::Read;
-
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use crate::helpers::{TestApp, error_of};
-
-fn gunzip(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .unwrap();
-    out
-}
+use crate::helpers::{TestApp, error_of, gunzip};
 
 /// The JSON file without its `exported_at` line (the only line two snapshots differ in).
 fn without_exported_at(bytes: &[u8]) -> String {
@@ -393,16 +383,7 @@ async fn another_users_export_is_404_on_every_route() {
             );
         }
     }
-    let list: Value = app
-        .client
-        .get(app.url("/api/exports"))
-        .bearer_auth(&intruder.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = app.list_exports(&intruder.token, "").await;
     assert_eq!(list["exports"], json!([]));
     // The owner still has it.
     assert_eq!(app.get_export(&owner.token, &id).await.status(), 200);
@@ -454,27 +435,12 @@ async fn listing_pages_newest_first_and_filters_by_status() {
     }
     assert_eq!(seen, ids);
 
-    let cancelled = app
-        .client
-        .delete(app.url(&format!("/api/exports/{}", ids[0])))
-        .bearer_auth(&user.token)
-        .send()
-        .await
-        .unwrap();
+    let cancelled = app.delete_export(&user.token, &ids[0]).await;
     assert_eq!(
         cancelled.json::<Value>().await.unwrap()["status"],
         "cancelled"
     );
-    let only: Value = app
-        .client
-        .get(app.url("/api/exports?status=cancelled"))
-        .bearer_auth(&user.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let only = app.list_exports(&user.token, "status=cancelled").await;
     assert_eq!(only["exports"].as_array().unwrap().len(), 1);
     for query in [
         "limit=0",
@@ -512,13 +478,7 @@ async fn cancelling_a_running_export_aborts_its_upload() {
         e["status"] == "running" && e["progress"]["rows_done"].as_u64() > Some(0)
     })
     .await;
-    let cancelled = app
-        .client
-        .delete(app.url(&format!("/api/exports/{id}")))
-        .bearer_auth(&user.token)
-        .send()
-        .await
-        .unwrap();
+    let cancelled = app.delete_export(&user.token, &id).await;
     assert_eq!(cancelled.status(), 200);
     assert_eq!(
         cancelled.json::<Value>().await.unwrap()["status"],
@@ -577,13 +537,7 @@ async fn deleting_a_finished_export_removes_its_file() {
     let url = done["download_url"].as_str().unwrap().to_owned();
     fetch(&url).await;
 
-    let deleted = app
-        .client
-        .delete(app.url(&format!("/api/exports/{id}")))
-        .bearer_auth(&user.token)
-        .send()
-        .await
-        .unwrap();
+    let deleted = app.delete_export(&user.token, &id).await;
     assert_eq!(deleted.status(), 204);
     error_of(app.get_export(&user.token, &id).await, 404).await;
     assert_eq!(

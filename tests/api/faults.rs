@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 use sha2::Digest;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::helpers::{LINK_SECRET, TestApp, bucket, fresh_database_url, s3_endpoint, smtp_url};
+use crate::helpers::{
+    LINK_SECRET, TestApp, bucket, fresh_database_url, s3_config_at, s3_endpoint, smtp_url,
+};
 
 /// A TCP proxy whose line can be cut: while down it closes every connection it has and
 /// every new one at once, as a crashed or unreachable server would look to a client.
@@ -128,12 +130,7 @@ async fn storage_down_mid_upload_fails_cleanly_and_leaves_nothing() {
     let app = TestApp::spawn_with_workers(|c| {
         c.sync_export_max_rows = None;
         c.background.export_max_attempts = 2;
-        c.background.storage = workers::storage::StorageConfig::S3 {
-            bucket: bucket().to_owned(),
-            region: "us-east-1".into(),
-            endpoint: Some(endpoint),
-            force_path_style: true,
-        };
+        c.background.storage = s3_config_at(bucket(), endpoint);
     })
     .await;
     let user = app.create_user().await;
@@ -200,12 +197,7 @@ async fn a_short_storage_outage_is_retried_to_success() {
     let endpoint = proxy.url("http");
     let app = TestApp::spawn_with_workers(|c| {
         c.sync_export_max_rows = None;
-        c.background.storage = workers::storage::StorageConfig::S3 {
-            bucket: bucket().to_owned(),
-            region: "us-east-1".into(),
-            endpoint: Some(endpoint),
-            force_path_style: true,
-        };
+        c.background.storage = s3_config_at(bucket(), endpoint);
     })
     .await;
     let user = app.create_user().await;

@@ -148,10 +148,15 @@ pub fn bucket() -> &'static str {
 }
 
 pub fn s3_config(bucket: &str) -> workers::storage::StorageConfig {
+    s3_config_at(bucket, s3_endpoint())
+}
+
+/// The test bucket reached through another endpoint (e.g. a proxy that can cut the line).
+pub fn s3_config_at(bucket: &str, endpoint: String) -> workers::storage::StorageConfig {
     workers::storage::StorageConfig::S3 {
         bucket: bucket.to_owned(),
         region: "us-east-1".to_owned(),
-        endpoint: Some(s3_endpoint()),
+        endpoint: Some(endpoint),
         force_path_style: true,
     }
 }
@@ -328,6 +333,28 @@ impl TestApp {
     pub async fn get_export(&self, token: &str, id: &str) -> reqwest::Response {
         self.client
             .get(self.url(&format!("/api/exports/{id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `GET /api/exports?{query}`, asserting success.
+    pub async fn list_exports(&self, token: &str, query: &str) -> serde_json::Value {
+        let response = self
+            .client
+            .get(self.url(&format!("/api/exports?{query}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{query}");
+        response.json().await.unwrap()
+    }
+
+    pub async fn delete_export(&self, token: &str, id: &str) -> reqwest::Response {
+        self.client
+            .delete(self.url(&format!("/api/exports/{id}")))
             .bearer_auth(token)
             .send()
             .await
@@ -613,4 +640,13 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmHWM in /proc/PID/status")
+}
+
+pub fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
 }

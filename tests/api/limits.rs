@@ -1,15 +1,6 @@
-use std::io::Read;
 use std::time::Duration;
 
-use crate::helpers::{TestApp, error_of};
-
-fn gunzip(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .unwrap();
-    out
-}
+use crate::helpers::{TestApp, error_of, gunzip};
 
 #[tokio::test]
 async fn the_cap_cuts_the_export_and_says_so() {

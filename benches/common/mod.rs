@@ -1,0 +1,48 @@
+//! What both benchmarks share: the benchmark database and reading a process's peak RSS.
+
+use sqlx::postgres::PgPoolOptions;
+
+fn admin_url() -> String {
+    std::env::var("BENCH_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// `BENCH_DATABASE_URL`, or the local server's `pipeline_export_bench` (created if missing).
+pub async fn database_url() -> String {
+    if let Ok(url) = std::env::var("BENCH_DATABASE_URL") {
+        return url;
+    }
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&admin_url())
+        .await
+        .unwrap();
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'pipeline_export_bench')",
+    )
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    if !exists {
+        sqlx::query("CREATE DATABASE pipeline_export_bench")
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+    let (base, _) = admin_url()
+        .rsplit_once('/')
+        .map(|(b, d)| (b.to_owned(), d.to_owned()))
+        .unwrap();
+    format!("{base}/pipeline_export_bench")
+}
+
+/// Peak resident set size (VmHWM) of a process, in MiB.
+pub fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib / 1024.0
+}
