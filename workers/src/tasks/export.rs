@@ -171,10 +171,19 @@ async fn produce(services: &Services, export_id: Uuid) -> Result<(), Failure> {
     if let Some(upload_id) = previous_upload {
         // An earlier attempt died mid-upload: leave no orphaned multipart upload behind. Until
         // it is aborted no new upload starts, so an export never has more than one.
-        services
+        match services
             .storage
             .abort_upload(&record.object_key, &upload_id)
-            .await?;
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if e.is_transient() => return Err(e.into()),
+            // Refused for good (already gone, or the server will not say): nothing an attempt
+            // can do; a bucket lifecycle rule for incomplete uploads is the backstop.
+            Err(e) => {
+                tracing::warn!(error = %e, %upload_id, "an earlier upload could not be aborted; leaving it")
+            }
+        }
         forget_upload(pool, export_id).await?;
     }
 

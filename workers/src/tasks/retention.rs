@@ -51,6 +51,10 @@ pub async fn abort_leftover_uploads(services: &Services, batch: i64) -> anyhow::
     for (id, key, upload_id) in left {
         match services.storage.abort_upload(&key, &upload_id).await {
             Ok(()) => aborted.push(id),
+            Err(e) if !e.is_transient() => {
+                tracing::warn!(export_id = %id, error = %e, "a leftover upload cannot be aborted; leaving it");
+                aborted.push(id);
+            }
             Err(e) => {
                 tracing::warn!(export_id = %id, error = %e, "could not abort a leftover upload; will retry")
             }
