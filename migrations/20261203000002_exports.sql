@@ -16,8 +16,10 @@ CREATE TABLE exports (
     task_id         text NOT NULL,
     file_name       text NOT NULL,
     object_key      text NOT NULL,
-    -- The multipart upload of the attempt in progress, so a later attempt can abort it.
+    -- The multipart upload of the attempt in progress (and its key), so a later attempt or
+    -- the retention sweep can abort it.
     upload_id       text,
+    upload_key      text,
     rows_done       bigint NOT NULL DEFAULT 0,
     rows_total      bigint,
     bytes_written   bigint NOT NULL DEFAULT 0,
@@ -31,6 +33,8 @@ CREATE TABLE exports (
     started_at      timestamptz,
     finished_at     timestamptz,
     expires_at      timestamptz,
+    -- Set by the email task before it sends, so two runs of it cannot both send.
+    email_claimed_at timestamptz,
     email_sent_at   timestamptz
 );
 

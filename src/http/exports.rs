@@ -338,10 +338,10 @@ pub async fn remove(
         .await?
         .ok_or_else(not_found)?;
     // The file goes first: if that fails nothing changed and the client can retry.
-    if let Some(upload_id) = &record.upload_id {
+    if let (Some(upload_id), Some(upload_key)) = (&record.upload_id, &record.upload_key) {
         state
             .storage
-            .abort_upload(&record.object_key, upload_id)
+            .abort_upload(upload_key, upload_id)
             .await
             .map_err(|e| {
                 ApiError::Internal(anyhow::Error::new(e).context("aborting an export's upload"))

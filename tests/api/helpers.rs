@@ -361,6 +361,23 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The files stored for an export, over all its attempts' keys.
+    pub async fn stored_files(&self, id: &str) -> Vec<String> {
+        let record = workers::exports::get_any(&self.pool, id.parse().unwrap())
+            .await
+            .unwrap()
+            .expect("the export exists");
+        let storage = self.storage().await;
+        let mut found = Vec::new();
+        for attempt in 1..=record.attempts + 1 {
+            let key = workers::exports::attempt_object_key(&record, attempt);
+            if storage.exists(&key).await.unwrap() {
+                found.push(key);
+            }
+        }
+        found
+    }
+
     /// Polls the export until `done` holds for it (at most a minute).
     pub async fn wait_export(
         &self,

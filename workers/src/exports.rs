@@ -91,7 +91,12 @@ pub struct ExportRequest {
 impl ExportRequest {
     /// SHA-256 (hex) of the canonical JSON of the request.
     pub fn hash(&self) -> String {
-        let canonical = serde_json::to_vec(self).expect("a request serialises");
+        // The order of values within a filter does not change what is exported.
+        let mut canonical = self.clone();
+        canonical.filters.status.sort_by_key(|s| s.as_str());
+        canonical.filters.source.sort();
+        canonical.filters.tag.sort();
+        let canonical = serde_json::to_vec(&canonical).expect("a request serialises");
         hex::encode(Sha256::digest(canonical))
     }
 }
@@ -116,6 +121,7 @@ pub struct ExportRecord {
     pub file_name: String,
     pub object_key: String,
     pub upload_id: Option<String>,
+    pub upload_key: Option<String>,
     pub rows_done: i64,
     pub rows_total: Option<i64>,
     pub bytes_written: i64,
@@ -153,7 +159,7 @@ impl ExportRecord {
 }
 
 const COLUMNS: &str = "id, user_id, status, format, compression, filters, notify_email, request_hash, \
-     idempotency_key, task_id, file_name, object_key, upload_id, rows_done, rows_total, bytes_written, \
+     idempotency_key, task_id, file_name, object_key, upload_id, upload_key, rows_done, rows_total, bytes_written, \
      row_count, byte_size, sha256, error_code, error_message, attempts, created_at, started_at, \
      finished_at, expires_at, email_sent_at";
 
@@ -166,9 +172,20 @@ pub fn export_file_name(at: DateTime<Utc>, format: Format, compression: Compress
     format!("{}{}", file_name(at, format), compression.suffix())
 }
 
-/// Where an export's file lives in storage.
+/// Where an export's file lives in storage until it succeeds (nothing is ever stored there).
 pub fn object_key(user_id: Uuid, export_id: Uuid, file_name: &str) -> String {
     format!("exports/{user_id}/{export_id}/{file_name}")
+}
+
+/// Where one attempt writes its file: `exports/{user}/{export}/{attempt}/{file}`. Each attempt
+/// has its own key, so an attempt that lost its export to another (a worker presumed dead
+/// that was only frozen) can neither overwrite nor delete the winner's file. The winner's key
+/// becomes the export's `object_key`.
+pub fn attempt_object_key(record: &ExportRecord, attempt: i32) -> String {
+    format!(
+        "exports/{}/{}/{attempt}/{}",
+        record.user_id, record.id, record.file_name
+    )
 }
 
 /// How a creation request was settled.
@@ -444,6 +461,10 @@ mod tests {
         let mut other = request();
         other.notify_email = true;
         assert_ne!(request().hash(), other.hash());
+        let (mut a, mut b) = (request(), request());
+        a.filters.tag = vec!["x".into(), "y".into()];
+        b.filters.tag = vec!["y".into(), "x".into()];
+        assert_eq!(a.hash(), b.hash(), "value order does not matter");
     }
 
     #[test]

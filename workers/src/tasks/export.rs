@@ -1,15 +1,16 @@
 //! The export task: snapshot → writer → compression → an upload that becomes visible only
 //! when complete.
 //!
-//! Safe to run twice: a task whose export is no longer queued or running does nothing; the
-//! object key is fixed per export, so a re-run overwrites rather than duplicates; a crashed
-//! attempt's multipart upload is aborted by the next attempt; and only one attempt can move
-//! the export to `succeeded` (and so enqueue its one email).
+//! Safe to run twice, even at the same time: a task whose export is no longer queued or
+//! running does nothing; each attempt claims the export with a lease and writes its own
+//! object key, so an attempt that lost the export can neither overwrite nor delete the
+//! winner's file; a crashed attempt's multipart upload is aborted by the next attempt; and
+//! only the lease holder can move the export to `succeeded` (and so enqueue its one email).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apalis::prelude::{AbortError, Attempt, BoxDynError, Data, TaskId};
+use apalis::prelude::{AbortError, Attempt, BoxDynError, Data, RetryAfterError, TaskId};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -87,6 +88,15 @@ impl From<ExportError> for Failure {
     }
 }
 
+/// One attempt's hold on an export: the `attempts` value its claim wrote. Every later write
+/// of the attempt requires it, so an attempt that lost the export to another (its worker was
+/// presumed dead, then woke up) changes nothing.
+#[derive(Debug, Clone, Copy)]
+struct Lease {
+    export_id: Uuid,
+    attempt: i32,
+}
+
 /// The apalis handler.
 pub async fn handle(
     task: ExportTask,
@@ -98,50 +108,43 @@ pub async fn handle(
     let span = tracing::info_span!("export_task", export_id = %task.export_id, attempt);
     async move {
         let services: &Services = &services;
-        match produce(services, task.export_id).await {
-            Ok(()) => Ok(()),
-            Err(Failure::Retryable { source, .. })
-                if attempt < services.settings.export_max_attempts =>
-            {
-                let delay = queue::backoff(services.settings.retry_base, attempt);
-                tracing::warn!(
-                    error = format!("{source:#}"),
-                    ?delay,
-                    "export attempt failed; will retry"
-                );
-                if let Err(e) = queue::delay_task(&services.pool, &task_id.to_string(), delay).await
-                {
+        let pool = &services.pool;
+        let task_id = task_id.to_string();
+        // The task's own limit, as the front set it when it queued the task.
+        let max_attempts = sqlx::query_scalar::<_, i32>("SELECT max_attempts FROM apalis.jobs WHERE id = $1")
+            .bind(&task_id)
+            .fetch_optional(pool)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|m| u32::try_from(m).ok())
+            .unwrap_or(services.settings.export_max_attempts);
+        let retry_delay = queue::backoff(services.settings.retry_base, attempt);
+        if attempt > max_attempts {
+            // Taken over more often than allowed: every attempt took its worker down with it.
+            tracing::error!("export was taken over after its last attempt; giving up");
+            let message = "The export could not be completed. Please try again later.";
+            return give_up(services, task.export_id, None, "EXPORT_FAILED", message, retry_delay).await;
+        }
+        let (lease, failure) = match run_attempt(services, task.export_id).await {
+            Ok(()) => return Ok(()),
+            Err(failed) => failed,
+        };
+        match failure {
+            Failure::Retryable { source, .. } if attempt < max_attempts => {
+                tracing::warn!(error = format!("{source:#}"), delay = ?retry_delay, "export attempt failed; will retry");
+                if let Err(e) = queue::delay_task(pool, &task_id, retry_delay).await {
                     tracing::warn!(error = %e, "could not delay the retry");
                 }
                 Err(source.into())
             }
-            Err(failure) => {
-                let (code, message) = match &failure {
-                    Failure::Retryable {
-                        code,
-                        message,
-                        source,
-                    } => {
-                        tracing::error!(
-                            error = format!("{source:#}"),
-                            "export failed on its last attempt"
-                        );
-                        (*code, (*message).to_owned())
-                    }
-                    Failure::Permanent { code, message } => {
-                        tracing::error!(code, message, "export failed permanently");
-                        (*code, message.clone())
-                    }
-                };
-                mark_failed(
-                    &services.pool,
-                    task.export_id,
-                    code,
-                    &message,
-                    services.settings.email_max_attempts,
-                )
-                .await?;
-                Err(AbortError::new(format!("{code}: {message}")).into())
+            Failure::Retryable { code, message, source } => {
+                tracing::error!(error = format!("{source:#}"), "export failed on its last attempt");
+                give_up(services, task.export_id, lease, code, message, retry_delay).await
+            }
+            Failure::Permanent { code, message } => {
+                tracing::error!(code, message, "export failed permanently");
+                give_up(services, task.export_id, lease, code, &message, retry_delay).await
             }
         }
     }
@@ -149,33 +152,79 @@ pub async fn handle(
     .await
 }
 
-async fn produce(services: &Services, export_id: Uuid) -> Result<(), Failure> {
+/// Records the failure and ends the task. Until the failure is on record the task stays
+/// queued (apalis re-fetches `RetryAfterError` tasks whatever their attempt count), so an
+/// export can never be left `running` by a database outage on its last attempt.
+async fn give_up(
+    services: &Services,
+    export_id: Uuid,
+    lease: Option<Lease>,
+    code: &str,
+    message: &str,
+    delay: Duration,
+) -> Result<(), BoxDynError> {
+    let email_attempts = services.settings.email_max_attempts;
+    match mark_failed(
+        &services.pool,
+        export_id,
+        lease,
+        code,
+        message,
+        email_attempts,
+    )
+    .await
+    {
+        Ok(()) => Err(AbortError::new(format!("{code}: {message}")).into()),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not record the failure; will try again");
+            Err(RetryAfterError::new(e, delay).into())
+        }
+    }
+}
+
+/// Claims the export for this attempt and produces it. Returns the lease with any failure
+/// (none when the claim itself failed).
+async fn run_attempt(services: &Services, export_id: Uuid) -> Result<(), (Option<Lease>, Failure)> {
     let pool = &services.pool;
-    let Some(record) = exports::get_any(pool, export_id).await? else {
-        tracing::info!("export no longer exists; nothing to do");
-        return Ok(());
+    let record = match exports::get_any(pool, export_id).await {
+        Ok(Some(record)) => record,
+        Ok(None) => {
+            tracing::info!("export no longer exists; nothing to do");
+            return Ok(());
+        }
+        Err(e) => return Err((None, e.into())),
     };
-    // Claims the export for this attempt; fails when it was cancelled or already finished.
-    let claimed: Option<Option<String>> = sqlx::query_scalar(
+    // Claims the export; fails when it was cancelled or already finished.
+    let claimed: Option<(i32, Option<String>, Option<String>)> = sqlx::query_as(
         "UPDATE exports SET status = 'running', started_at = COALESCE(started_at, now()), \
          attempts = attempts + 1, rows_done = 0, bytes_written = 0, error_code = NULL, error_message = NULL \
-         WHERE id = $1 AND status IN ('queued', 'running') RETURNING upload_id",
+         WHERE id = $1 AND status IN ('queued', 'running') RETURNING attempts, upload_id, upload_key",
     )
     .bind(export_id)
     .fetch_optional(pool)
-    .await?;
-    let Some(previous_upload) = claimed else {
+    .await
+    .map_err(|e| (None, e.into()))?;
+    let Some((attempt, upload_id, upload_key)) = claimed else {
         tracing::info!(status = %record.status, "export is not active; nothing to do");
         return Ok(());
     };
-    if let Some(upload_id) = previous_upload {
+    let lease = Lease { export_id, attempt };
+    produce(services, &record, lease, upload_id.zip(upload_key))
+        .await
+        .map_err(|failure| (Some(lease), failure))
+}
+
+async fn produce(
+    services: &Services,
+    record: &ExportRecord,
+    lease: Lease,
+    previous_upload: Option<(String, String)>,
+) -> Result<(), Failure> {
+    let pool = &services.pool;
+    if let Some((upload_id, key)) = previous_upload {
         // An earlier attempt died mid-upload: leave no orphaned multipart upload behind. Until
         // it is aborted no new upload starts, so an export never has more than one.
-        match services
-            .storage
-            .abort_upload(&record.object_key, &upload_id)
-            .await
-        {
+        match services.storage.abort_upload(&key, &upload_id).await {
             Ok(()) => {}
             Err(e) if e.is_transient() => return Err(e.into()),
             // Refused for good (already gone, or the server will not say): nothing an attempt
@@ -184,7 +233,7 @@ async fn produce(services: &Services, export_id: Uuid) -> Result<(), Failure> {
                 tracing::warn!(error = %e, %upload_id, "an earlier upload could not be aborted; leaving it")
             }
         }
-        forget_upload(pool, export_id).await?;
+        forget_upload(pool, lease).await?;
     }
 
     record.filters.validate().map_err(|e| Failure::Permanent {
@@ -201,25 +250,24 @@ async fn produce(services: &Services, export_id: Uuid) -> Result<(), Failure> {
         },
     )
     .await?;
-    sqlx::query("UPDATE exports SET rows_total = $2 WHERE id = $1")
-        .bind(export_id)
+    sqlx::query("UPDATE exports SET rows_total = $2 WHERE id = $1 AND attempts = $3")
+        .bind(lease.export_id)
         .bind(i64::try_from(snapshot.exported()).unwrap_or(i64::MAX))
+        .bind(lease.attempt)
         .execute(pool)
         .await?;
 
+    let key = exports::attempt_object_key(record, lease.attempt);
     let meta = ObjectMeta {
         content_type: record.content_type().to_owned(),
         content_disposition: record.content_disposition(),
         content_encoding: None,
     };
-    let upload = services
-        .storage
-        .begin_upload(&record.object_key, &meta)
-        .await?;
+    let upload = services.storage.begin_upload(&key, &meta).await?;
     let mut sink = TrackedUpload {
         upload,
         pool,
-        export_id,
+        lease,
         hasher: Sha256::new(),
         bytes: 0,
         rows: 0,
@@ -237,11 +285,11 @@ async fn produce(services: &Services, export_id: Uuid) -> Result<(), Failure> {
             match sink.upload.abort().await {
                 // Otherwise the upload id stays recorded: the next attempt or the retention
                 // sweep aborts it once storage answers again.
-                Ok(()) => forget_upload(pool, export_id).await?,
+                Ok(()) => forget_upload(pool, lease).await?,
                 Err(abort) => tracing::warn!(error = %abort, "could not abort the upload"),
             }
             if matches!(e, ExportError::Sink(SinkError::Closed)) {
-                tracing::info!("export was cancelled while running; upload aborted");
+                tracing::info!("export was cancelled or taken over while running; upload aborted");
                 return Ok(());
             }
             return Err(e.into());
@@ -250,21 +298,27 @@ async fn produce(services: &Services, export_id: Uuid) -> Result<(), Failure> {
     let sha256 = hex::encode(sink.hasher.finalize());
     let bytes = sink.bytes;
     sink.upload.complete().await?;
-    finish(services, &record, summary.rows, bytes, &sha256).await
+    finish(services, record, lease, &key, summary.rows, bytes, &sha256).await
 }
 
-async fn forget_upload(pool: &PgPool, export_id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE exports SET upload_id = NULL WHERE id = $1")
-        .bind(export_id)
-        .execute(pool)
-        .await?;
+async fn forget_upload(pool: &PgPool, lease: Lease) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE exports SET upload_id = NULL, upload_key = NULL WHERE id = $1 AND attempts = $2",
+    )
+    .bind(lease.export_id)
+    .bind(lease.attempt)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
-/// Marks the export succeeded and, in the same transaction, queues its email.
+/// Marks the export succeeded with this attempt's file and, in the same transaction, queues
+/// its email.
 async fn finish(
     services: &Services,
     record: &ExportRecord,
+    lease: Lease,
+    key: &str,
     rows: u64,
     bytes: u64,
     sha256: &str,
@@ -273,24 +327,27 @@ async fn finish(
     let retention_secs = services.settings.retention.as_secs_f64();
     let mut tx = pool.begin().await?;
     let notify: Option<bool> = sqlx::query_scalar(
-        "UPDATE exports SET status = 'succeeded', row_count = $2, byte_size = $3, sha256 = $4, \
-         rows_done = $2, bytes_written = $3, upload_id = NULL, finished_at = now(), \
-         expires_at = now() + $5 * interval '1 second' \
-         WHERE id = $1 AND status = 'running' RETURNING notify_email",
+        "UPDATE exports SET status = 'succeeded', object_key = $6, row_count = $2, byte_size = $3, \
+         sha256 = $4, rows_done = $2, bytes_written = $3, upload_id = NULL, upload_key = NULL, \
+         finished_at = now(), expires_at = now() + $5 * interval '1 second' \
+         WHERE id = $1 AND status = 'running' AND attempts = $7 RETURNING notify_email",
     )
     .bind(record.id)
     .bind(i64::try_from(rows).unwrap_or(i64::MAX))
     .bind(i64::try_from(bytes).unwrap_or(i64::MAX))
     .bind(sha256)
     .bind(retention_secs)
+    .bind(key)
+    .bind(lease.attempt)
     .fetch_optional(&mut *tx)
     .await?;
     match notify {
         None => {
-            // Cancelled (or deleted) while the upload completed: remove the file.
+            // Cancelled, deleted or taken over while the upload completed: this attempt's
+            // file is nobody's; remove it.
             tx.rollback().await?;
-            tracing::info!("export was cancelled as it finished; deleting its file");
-            services.storage.delete(&record.object_key).await?;
+            tracing::info!("export is no longer this attempt's; deleting its file");
+            services.storage.delete(key).await?;
         }
         Some(notify) => {
             if notify {
@@ -326,10 +383,12 @@ async fn enqueue_email(
     Ok(())
 }
 
-/// Marks the export failed with a readable reason and queues the failure email.
+/// Marks the export failed with a readable reason and queues the failure email. With a
+/// lease, only if this attempt still holds the export.
 async fn mark_failed(
     pool: &PgPool,
     export_id: Uuid,
+    lease: Option<Lease>,
     code: &str,
     message: &str,
     email_max_attempts: u32,
@@ -337,11 +396,13 @@ async fn mark_failed(
     let mut tx = pool.begin().await?;
     let notify: Option<bool> = sqlx::query_scalar(
         "UPDATE exports SET status = 'failed', error_code = $2, error_message = $3, \
-         finished_at = now() WHERE id = $1 AND status IN ('queued', 'running') RETURNING notify_email",
+         finished_at = now() WHERE id = $1 AND status IN ('queued', 'running') \
+         AND ($4::int IS NULL OR attempts = $4) RETURNING notify_email",
     )
     .bind(export_id)
     .bind(code)
     .bind(message)
+    .bind(lease.map(|l| l.attempt))
     .fetch_optional(&mut *tx)
     .await?;
     if notify == Some(true) {
@@ -355,7 +416,7 @@ async fn mark_failed(
 struct TrackedUpload<'a> {
     upload: Upload,
     pool: &'a PgPool,
-    export_id: Uuid,
+    lease: Lease,
     hasher: Sha256,
     bytes: u64,
     rows: u64,
@@ -365,25 +426,43 @@ struct TrackedUpload<'a> {
 }
 
 impl TrackedUpload<'_> {
-    /// Writes progress; `Closed` when the export is no longer running (cancelled, deleted).
-    async fn report(&mut self) -> Result<(), SinkError> {
-        let upload_id = if self.upload_id_saved {
-            None
-        } else {
-            self.upload.upload_id().map(str::to_owned)
+    /// Records a newly started multipart upload (whatever the export's status, so even a
+    /// cancelled export's upload can be aborted later); `Closed` if the lease was lost.
+    async fn save_upload_id(&mut self) -> Result<(), SinkError> {
+        let Some(upload_id) = self.upload.upload_id().map(str::to_owned) else {
+            return Ok(());
         };
-        let running: Option<bool> = sqlx::query_scalar(
-            "UPDATE exports SET rows_done = $2, bytes_written = $3, upload_id = COALESCE($4, upload_id) \
-             WHERE id = $1 AND status = 'running' RETURNING true",
+        let saved = sqlx::query(
+            "UPDATE exports SET upload_id = $2, upload_key = $3 WHERE id = $1 AND attempts = $4",
         )
-        .bind(self.export_id)
+        .bind(self.lease.export_id)
+        .bind(&upload_id)
+        .bind(self.upload.key())
+        .bind(self.lease.attempt)
+        .execute(self.pool)
+        .await
+        .map_err(|e| SinkError::Failed(Box::new(e)))?;
+        self.upload_id_saved = true;
+        match saved.rows_affected() {
+            0 => Err(SinkError::Closed),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes progress; `Closed` when the export is no longer this attempt's to produce
+    /// (cancelled, deleted, or taken over).
+    async fn report(&mut self) -> Result<(), SinkError> {
+        let running: Option<bool> = sqlx::query_scalar(
+            "UPDATE exports SET rows_done = $2, bytes_written = $3 \
+             WHERE id = $1 AND status = 'running' AND attempts = $4 RETURNING true",
+        )
+        .bind(self.lease.export_id)
         .bind(i64::try_from(self.rows).unwrap_or(i64::MAX))
         .bind(i64::try_from(self.bytes).unwrap_or(i64::MAX))
-        .bind(upload_id.as_deref())
+        .bind(self.lease.attempt)
         .fetch_optional(self.pool)
         .await
         .map_err(|e| SinkError::Failed(Box::new(e)))?;
-        self.upload_id_saved |= upload_id.is_some();
         self.last_progress = Instant::now();
         match running {
             Some(_) => Ok(()),
@@ -398,8 +477,10 @@ impl ByteSink for TrackedUpload<'_> {
         self.bytes += chunk.len() as u64;
         self.upload.send(chunk).await?;
         // A new multipart upload is recorded at once, so a crash cannot orphan it.
-        let new_upload = !self.upload_id_saved && self.upload.upload_id().is_some();
-        if new_upload || self.last_progress.elapsed() >= self.interval {
+        if !self.upload_id_saved && self.upload.upload_id().is_some() {
+            self.save_upload_id().await?;
+        }
+        if self.last_progress.elapsed() >= self.interval {
             self.report().await?;
         }
         Ok(())

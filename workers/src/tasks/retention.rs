@@ -28,7 +28,7 @@ pub async fn sweep(services: &Services, batch: i64) -> anyhow::Result<usize> {
             }
         }
     }
-    sqlx::query("UPDATE exports SET status = 'expired', upload_id = NULL WHERE id = ANY($1)")
+    sqlx::query("UPDATE exports SET status = 'expired' WHERE id = ANY($1)")
         .bind(&expired)
         .execute(&mut *tx)
         .await?;
@@ -40,8 +40,8 @@ pub async fn sweep(services: &Services, batch: i64) -> anyhow::Result<usize> {
 pub async fn abort_leftover_uploads(services: &Services, batch: i64) -> anyhow::Result<usize> {
     let mut tx = services.pool.begin().await?;
     let left: Vec<(Uuid, String, String)> = sqlx::query_as(
-        "SELECT id, object_key, upload_id FROM exports \
-         WHERE upload_id IS NOT NULL AND status NOT IN ('queued', 'running') \
+        "SELECT id, upload_key, upload_id FROM exports \
+         WHERE upload_id IS NOT NULL AND upload_key IS NOT NULL AND status NOT IN ('queued', 'running') \
          LIMIT $1 FOR UPDATE SKIP LOCKED",
     )
     .bind(batch)
@@ -60,7 +60,7 @@ pub async fn abort_leftover_uploads(services: &Services, batch: i64) -> anyhow::
             }
         }
     }
-    sqlx::query("UPDATE exports SET upload_id = NULL WHERE id = ANY($1)")
+    sqlx::query("UPDATE exports SET upload_id = NULL, upload_key = NULL WHERE id = ANY($1)")
         .bind(&aborted)
         .execute(&mut *tx)
         .await?;
