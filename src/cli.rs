@@ -151,6 +151,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Worker(args) => {
             let database = args.database.config()?;
             let background = args.background.config()?;
+            args.worker.validate()?;
             let pool = db::pool(&database)?;
             db::migrate(&pool).await?;
             let grace = std::time::Duration::from_secs(args.shutdown_grace_secs);
@@ -161,10 +162,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::All(args) => {
             let config = args.serve.config()?;
+            args.worker.validate()?;
             let pool = db::pool(&config.database)?;
             db::migrate(&pool).await?;
+            // The workers get a pool of their own: slow downloads holding the front's
+            // connections must not starve the workers' heartbeats.
+            let worker_pool = db::pool(&config.database)?;
             let services = services(
-                pool.clone(),
+                worker_pool.clone(),
                 &config.background,
                 &args.worker,
                 config.shutdown_grace,
@@ -184,6 +189,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 workers::tasks::run(services, stopped(stop_rx)),
             );
             pool.close().await;
+            worker_pool.close().await;
             front.and(back)
         }
         Command::Migrate(args) => {
@@ -232,7 +238,7 @@ async fn services(
             public_base_url: background.public_base_url.clone(),
             retention: background.export_retention,
             export_max_attempts: background.export_max_attempts,
-            concurrency: worker.worker_concurrency.max(1),
+            concurrency: worker.worker_concurrency,
             retry_base: worker.retry_base_delay.0,
             heartbeat: worker.worker_heartbeat.0,
             retention_interval: worker.retention_interval.0,

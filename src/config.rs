@@ -299,6 +299,19 @@ impl BackgroundArgs {
     }
 }
 
+impl WorkerArgs {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        // A worker is presumed dead after three missed beats, counted in whole seconds.
+        if self.worker_heartbeat.0 < Duration::from_secs(1) {
+            return Err(ConfigError("WORKER_HEARTBEAT must be at least 1s".into()));
+        }
+        if self.worker_concurrency == 0 {
+            return Err(ConfigError("WORKER_CONCURRENCY must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
 /// Settings of the background workers only.
 #[derive(Debug, Clone, Args)]
 pub struct WorkerArgs {

@@ -84,6 +84,21 @@ fn missing_settings_exit_2_with_a_clear_message() {
         );
     }
 
+    let hasty = run(
+        &["worker"],
+        &[
+            ("DATABASE_URL", database_url()),
+            ("LINK_SECRET", LINK_SECRET),
+            ("WORKER_HEARTBEAT", "500ms"),
+        ],
+    );
+    assert_eq!(hasty.status.code(), Some(2));
+    assert!(
+        stderr(&hasty).contains("WORKER_HEARTBEAT"),
+        "{}",
+        stderr(&hasty)
+    );
+
     let bad_number = run(&["serve", "--sync-export-max-rows", "lots"], &[]);
     assert_eq!(bad_number.status.code(), Some(2));
 

@@ -180,14 +180,17 @@ impl ExportFilters {
 }
 
 /// Parses `YYYY-MM-DD` (midnight UTC) or an RFC 3339 instant (any offset, kept as UTC).
+/// Years are 1 to 9999: what both formats mean, and well inside PostgreSQL's range.
 pub fn parse_instant(value: &str) -> Option<DateTime<Utc>> {
+    use chrono::Datelike;
     let value = value.trim();
-    if let Ok(day) = NaiveDate::parse_from_str(value, "%Y-%m-%d") {
-        return Some(day.and_hms_opt(0, 0, 0)?.and_utc());
-    }
-    DateTime::parse_from_rfc3339(value)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    let t = match NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+        Ok(day) => day.and_hms_opt(0, 0, 0)?.and_utc(),
+        Err(_) => DateTime::parse_from_rfc3339(value)
+            .ok()?
+            .with_timezone(&Utc),
+    };
+    (1..=9999).contains(&t.year()).then_some(t)
 }
 
 fn set_once(slot: &mut Option<DateTime<Utc>>, name: &str, value: &str) -> Result<(), FilterError> {
@@ -332,6 +335,11 @@ mod tests {
             Some(Utc.with_ymd_and_hms(2026, 3, 1, 10, 0, 0).unwrap())
         );
         assert_eq!(parse_instant("2026-02-30"), None);
+        assert_eq!(parse_instant("-5000-01-01"), None);
+        assert_eq!(parse_instant("+12026-01-01"), None);
+        assert_eq!(parse_instant("0000-01-01"), None);
+        assert!(parse_instant("0001-01-01").is_some());
+        assert!(parse_instant("9999-12-31T23:59:59Z").is_some());
         assert_eq!(parse_instant("1'; DROP TABLE jobs; --"), None);
     }
 

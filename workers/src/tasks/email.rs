@@ -1,9 +1,11 @@
 //! The email task: tells a user their export is ready (with a signed link) or failed.
 //!
 //! Its own task with its own retries, so an SMTP outage neither fails nor repeats the export.
-//! `email_sent_at` is set once the server accepted the message; a retried task that finds it
-//! set sends nothing. (A crash between the server's acceptance and that write can still send
-//! one duplicate; the message's deterministic Message-ID lets mail systems spot it.)
+//! A run claims the sending (`email_claimed_at`) before it talks to SMTP and records
+//! `email_sent_at` once the server accepted the message, so neither a retry nor a second
+//! concurrent run sends again. (A crash between the server's acceptance and that record can
+//! still send one duplicate after the claim's five minutes; the message's deterministic
+//! Message-ID lets mail systems spot it.)
 
 use std::sync::Arc;
 
@@ -28,69 +30,18 @@ pub async fn handle(
     let span = tracing::info_span!("email_task", export_id = %task.export_id, kind = task.kind.as_str(), attempt);
     async move {
         let services: &Services = &services;
-        let pool = &services.pool;
-        let Some(record) = exports::get_any(pool, task.export_id).await? else {
-            tracing::info!("export no longer exists; no email");
-            return Ok(());
-        };
-        if record.email_sent_at.is_some() {
-            tracing::info!("email already sent");
-            return Ok(());
-        }
-        let to: String = sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
-            .bind(record.user_id)
-            .fetch_one(pool)
-            .await?;
-        let email = match task.kind {
-            EmailKind::Ready => {
-                let (Some(expires_at), true) = (record.expires_at, record.is_downloadable(Utc::now())) else {
-                    tracing::info!(status = %record.status, "export is no longer downloadable; no email");
-                    return Ok(());
-                };
-                let token = services.links.sign(record.id, expires_at, LinkPurpose::Download);
-                export_ready_email(&ExportFacts {
-                    to,
-                    export_id: record.id,
-                    file_name: record.file_name.clone(),
-                    format: record.format.as_str().to_owned(),
-                    compression: record.compression.as_str().to_owned(),
-                    row_count: record.row_count.unwrap_or(0).max(0) as u64,
-                    byte_size: record.byte_size.unwrap_or(0).max(0) as u64,
-                    expires_at,
-                    link: format!("{}/d/{token}", services.settings.public_base_url.trim_end_matches('/')),
-                    created_at: record.created_at,
-                })
-            }
-            EmailKind::Failed => export_failed_email(&FailureFacts {
-                to,
-                export_id: record.id,
-                file_name: record.file_name.clone(),
-                error_code: record.error_code.clone().unwrap_or_else(|| "EXPORT_FAILED".into()),
-                error_message: record
-                    .error_message
-                    .clone()
-                    .unwrap_or_else(|| "The export could not be completed.".into()),
-                created_at: record.created_at,
-            }),
-        };
-        match services.mailer.send(&email).await {
-            Ok(()) => {
-                sqlx::query("UPDATE exports SET email_sent_at = now() WHERE id = $1")
-                    .bind(record.id)
-                    .execute(pool)
-                    .await?;
-                tracing::info!("email sent");
-                Ok(())
-            }
-            Err(e) if e.is_transient() && attempt < services.settings.email_max_attempts => {
+        match deliver(services, &task).await {
+            Ok(()) => Ok(()),
+            Err(Undelivered::Retry(e)) if attempt < services.settings.email_max_attempts => {
                 let delay = queue::backoff(services.settings.retry_base, attempt);
                 tracing::warn!(error = %e, ?delay, "email not sent; will retry");
-                if let Err(e) = queue::delay_task(pool, &task_id.to_string(), delay).await {
+                if let Err(e) = queue::delay_task(&services.pool, &task_id.to_string(), delay).await
+                {
                     tracing::warn!(error = %e, "could not delay the retry");
                 }
-                Err(e.into())
+                Err(e)
             }
-            Err(e) => {
+            Err(Undelivered::Retry(e) | Undelivered::GiveUp(e)) => {
                 tracing::error!(error = %e, "email could not be sent; giving up");
                 Err(AbortError::new(e).into())
             }
@@ -98,4 +49,106 @@ pub async fn handle(
     }
     .instrument(span)
     .await
+}
+
+enum Undelivered {
+    /// Worth another attempt (SMTP or database trouble).
+    Retry(BoxDynError),
+    /// No attempt can deliver it (a refused address, a permanent SMTP error).
+    GiveUp(BoxDynError),
+}
+
+impl From<sqlx::Error> for Undelivered {
+    fn from(e: sqlx::Error) -> Self {
+        Undelivered::Retry(e.into())
+    }
+}
+
+async fn deliver(services: &Services, task: &EmailTask) -> Result<(), Undelivered> {
+    let pool = &services.pool;
+    let Some(record) = exports::get_any(pool, task.export_id).await? else {
+        tracing::info!("export no longer exists; no email");
+        return Ok(());
+    };
+    let to: String = sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
+        .bind(record.user_id)
+        .fetch_one(pool)
+        .await?;
+    let email = match task.kind {
+        EmailKind::Ready => {
+            let (Some(expires_at), true) = (record.expires_at, record.is_downloadable(Utc::now()))
+            else {
+                tracing::info!(status = %record.status, "export is no longer downloadable; no email");
+                return Ok(());
+            };
+            let token = services
+                .links
+                .sign(record.id, expires_at, LinkPurpose::Download);
+            export_ready_email(&ExportFacts {
+                to,
+                export_id: record.id,
+                file_name: record.file_name.clone(),
+                format: record.format.as_str().to_owned(),
+                compression: record.compression.as_str().to_owned(),
+                row_count: record.row_count.unwrap_or(0).max(0) as u64,
+                byte_size: record.byte_size.unwrap_or(0).max(0) as u64,
+                expires_at,
+                link: format!(
+                    "{}/d/{token}",
+                    services.settings.public_base_url.trim_end_matches('/')
+                ),
+                created_at: record.created_at,
+            })
+        }
+        EmailKind::Failed => export_failed_email(&FailureFacts {
+            to,
+            export_id: record.id,
+            file_name: record.file_name.clone(),
+            error_code: record
+                .error_code
+                .clone()
+                .unwrap_or_else(|| "EXPORT_FAILED".into()),
+            error_message: record
+                .error_message
+                .clone()
+                .unwrap_or_else(|| "The export could not be completed.".into()),
+            created_at: record.created_at,
+        }),
+    };
+    // Claims the sending: a second run of this task (a worker presumed dead that was only
+    // slow) finds the claim and sends nothing. A claim older than five minutes is a crashed
+    // sender's and may be taken over.
+    let claimed = sqlx::query(
+        "UPDATE exports SET email_claimed_at = now() WHERE id = $1 AND email_sent_at IS NULL \
+         AND (email_claimed_at IS NULL OR email_claimed_at < now() - interval '5 minutes')",
+    )
+    .bind(record.id)
+    .execute(pool)
+    .await?;
+    if claimed.rows_affected() == 0 {
+        tracing::info!("email already sent or being sent");
+        return Ok(());
+    }
+    match services.mailer.send(&email).await {
+        Ok(()) => {
+            sqlx::query("UPDATE exports SET email_sent_at = now() WHERE id = $1")
+                .bind(record.id)
+                .execute(pool)
+                .await?;
+            tracing::info!("email sent");
+            Ok(())
+        }
+        Err(e) => {
+            // Not sent: let the next attempt claim it.
+            sqlx::query("UPDATE exports SET email_claimed_at = NULL WHERE id = $1")
+                .bind(record.id)
+                .execute(pool)
+                .await?;
+            if e.is_transient() {
+                Err(Undelivered::Retry(e.into()))
+            } else {
+                Err(Undelivered::GiveUp(e.into()))
+            }
+        }
+    }
 }
