@@ -657,3 +657,51 @@ async fn retention_deletes_expired_files() {
     .await;
     assert_eq!(code, "GONE");
 }
+
+#[tokio::test]
+async fn retention_deletes_a_stray_file_recorded_for_a_cancelled_export() {
+    let app = TestApp::spawn_with_workers(|_| {}).await;
+    let user = app.create_user().await;
+    let created = app.start_export(&user.token, json!({})).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    app.wait_finished(&user.token, &id).await;
+    // As an attempt leaves it when storage refused to delete its file after a cancellation.
+    let record = workers::exports::get_any(&app.pool, id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let stray = workers::exports::attempt_object_key(&record, 7);
+    let storage = app.storage().await;
+    let meta = workers::storage::ObjectMeta {
+        content_type: "application/gzip".into(),
+        content_disposition: "attachment".into(),
+        content_encoding: None,
+    };
+    let mut upload = storage.begin_upload(&stray, &meta).await.unwrap();
+    workers::sink::ByteSink::send(&mut upload, bytes::Bytes::from_static(b"personal data"))
+        .await
+        .unwrap();
+    upload.complete().await.unwrap();
+    sqlx::query("UPDATE exports SET status = 'cancelled', upload_key = $2 WHERE id = $1::uuid")
+        .bind(&id)
+        .bind(&stray)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while storage.exists(&stray).await.unwrap() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stray file was not deleted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let recorded: Option<String> =
+        sqlx::query_scalar("SELECT upload_key FROM exports WHERE id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(recorded, None);
+}

@@ -347,7 +347,19 @@ async fn finish(
             // file is nobody's; remove it.
             tx.rollback().await?;
             tracing::info!("export is no longer this attempt's; deleting its file");
-            services.storage.delete(key).await?;
+            if let Err(e) = services.storage.delete(key).await {
+                // Leave the key for the retention sweep rather than a file nobody knows of.
+                tracing::warn!(error = %e, "could not delete the file; the retention sweep will");
+                sqlx::query(
+                    "UPDATE exports SET upload_key = $2 \
+                     WHERE id = $1 AND attempts = $3 AND upload_id IS NULL AND status <> 'succeeded'",
+                )
+                .bind(record.id)
+                .bind(key)
+                .bind(lease.attempt)
+                .execute(pool)
+                .await?;
+            }
         }
         Some(notify) => {
             if notify {

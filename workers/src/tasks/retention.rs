@@ -68,6 +68,35 @@ pub async fn abort_leftover_uploads(services: &Services, batch: i64) -> anyhow::
     Ok(aborted.len())
 }
 
+/// Deletes up to `batch` files that attempts of cancelled exports completed but could not
+/// delete (recorded as an `upload_key` without an `upload_id`); returns how many.
+pub async fn delete_stray_files(services: &Services, batch: i64) -> anyhow::Result<usize> {
+    let mut tx = services.pool.begin().await?;
+    let stray: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT id, upload_key FROM exports \
+         WHERE upload_key IS NOT NULL AND upload_id IS NULL AND status NOT IN ('queued', 'running', 'succeeded') \
+         LIMIT $1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(batch)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut deleted = Vec::with_capacity(stray.len());
+    for (id, key) in stray {
+        match services.storage.delete(&key).await {
+            Ok(()) => deleted.push(id),
+            Err(e) => {
+                tracing::warn!(export_id = %id, error = %e, "could not delete a stray file; will retry")
+            }
+        }
+    }
+    sqlx::query("UPDATE exports SET upload_key = NULL WHERE id = ANY($1)")
+        .bind(&deleted)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(deleted.len())
+}
+
 /// Deletes finished queue tasks older than the retention period, so `apalis.jobs` does not
 /// grow forever; the export rows keep the history users see.
 pub async fn prune_tasks(services: &Services) -> anyhow::Result<u64> {
@@ -92,6 +121,14 @@ pub async fn run(services: Arc<Services>, mut stop: tokio::sync::watch::Receiver
         }
         if let Err(e) = prune_tasks(&services).await {
             tracing::warn!(error = format!("{e:#}"), "pruning finished tasks failed");
+        }
+        match delete_stray_files(&services, 100).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                deleted = n,
+                "retention: deleted stray files of cancelled exports"
+            ),
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "deleting stray files failed"),
         }
         match abort_leftover_uploads(&services, 100).await {
             Ok(0) => {}
