@@ -124,7 +124,7 @@ pub async fn handle(
             // Taken over more often than allowed: every attempt took its worker down with it.
             tracing::error!("export was taken over after its last attempt; giving up");
             let message = "The export could not be completed. Please try again later.";
-            return give_up(services, task.export_id, None, "EXPORT_FAILED", message, retry_delay).await;
+            return give_up(services, &task_id, task.export_id, None, "EXPORT_FAILED", message, retry_delay).await;
         }
         let (lease, failure) = match run_attempt(services, task.export_id).await {
             Ok(()) => return Ok(()),
@@ -140,11 +140,11 @@ pub async fn handle(
             }
             Failure::Retryable { code, message, source } => {
                 tracing::error!(error = format!("{source:#}"), "export failed on its last attempt");
-                give_up(services, task.export_id, lease, code, message, retry_delay).await
+                give_up(services, &task_id, task.export_id, lease, code, message, retry_delay).await
             }
             Failure::Permanent { code, message } => {
                 tracing::error!(code, message, "export failed permanently");
-                give_up(services, task.export_id, lease, code, &message, retry_delay).await
+                give_up(services, &task_id, task.export_id, lease, code, &message, retry_delay).await
             }
         }
     }
@@ -157,6 +157,7 @@ pub async fn handle(
 /// export can never be left `running` by a database outage on its last attempt.
 async fn give_up(
     services: &Services,
+    task_id: &str,
     export_id: Uuid,
     lease: Option<Lease>,
     code: &str,
@@ -177,6 +178,10 @@ async fn give_up(
         Ok(()) => Err(AbortError::new(format!("{code}: {message}")).into()),
         Err(e) => {
             tracing::warn!(error = %e, "could not record the failure; will try again");
+            // apalis does not wait out RetryAfterError's delay itself; run_at does.
+            if let Err(e) = queue::delay_task(&services.pool, task_id, delay).await {
+                tracing::warn!(error = %e, "could not delay the retry");
+            }
             Err(RetryAfterError::new(e, delay).into())
         }
     }
