@@ -61,9 +61,14 @@ ensure_s3() {
   mkdir -p "$CACHE_DIR/s3-data"
   # Started from the cache folder: s3s-fs resolves paths against its working directory, which
   # must outlive the checkout that started it.
-  (cd "$CACHE_DIR" && setsid nohup "$root/bin/s3s-fs" --host 127.0.0.1 --port "$S3_PORT" \
-    --access-key "$S3_TEST_ACCESS_KEY" --secret-key "$S3_TEST_SECRET_KEY" \
-    "$CACHE_DIR/s3-data" >"$CACHE_DIR/s3s-fs.log" 2>&1 &)
+  # Only the server runs on, detached, with its output in the log (no process may hold the
+  # caller's stdout open).
+  (
+    cd "$CACHE_DIR" || exit 1
+    setsid nohup "$root/bin/s3s-fs" --host 127.0.0.1 --port "$S3_PORT" \
+      --access-key "$S3_TEST_ACCESS_KEY" --secret-key "$S3_TEST_SECRET_KEY" \
+      "$CACHE_DIR/s3-data" </dev/null >"$CACHE_DIR/s3s-fs.log" 2>&1 &
+  )
   for _ in $(seq 1 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null && return 0
     sleep 0.1
@@ -87,8 +92,11 @@ ensure_maildev() {
     return 0
   fi
   log "starting maildev (SMTP 127.0.0.1:$SMTP_PORT, web 127.0.0.1:$MAILDEV_WEB_PORT)"
-  (cd "$CACHE_DIR" && setsid nohup "$root/node_modules/.bin/maildev" --smtp "$SMTP_PORT" --ip 127.0.0.1 \
-    --web "$MAILDEV_WEB_PORT" --web-ip 127.0.0.1 >"$CACHE_DIR/maildev.log" 2>&1 &)
+  (
+    cd "$CACHE_DIR" || exit 1
+    setsid nohup "$root/node_modules/.bin/maildev" --smtp "$SMTP_PORT" --ip 127.0.0.1 \
+      --web "$MAILDEV_WEB_PORT" --web-ip 127.0.0.1 </dev/null >"$CACHE_DIR/maildev.log" 2>&1 &
+  )
   for _ in $(seq 1 100); do
     curl -sf "http://127.0.0.1:$MAILDEV_WEB_PORT/api/healthz" >/dev/null 2>&1 && return 0
     sleep 0.2

@@ -18,7 +18,7 @@ export TEST_SMTP_URL="smtp://127.0.0.1:$SMTP_PORT" MAILDEV_API_URL="http://127.0
 export MAILDEV_SMTP_URL="$TEST_SMTP_URL"
 
 log "cargo test (build output in $CARGO_TARGET_DIR)"
-out="$CACHE_DIR/last-test-run.log"
+out=$(mktemp "${TMPDIR:-/tmp}/pipeline-export-tests.XXXXXX")
 set +e
 cargo test --workspace --locked "$@" 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
