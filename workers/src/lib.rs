@@ -23,6 +23,7 @@ pub mod links;
 pub mod mail;
 pub mod query;
 pub mod queue;
+pub mod schedule;
 pub mod sink;
 pub mod storage;
 pub mod tasks;
