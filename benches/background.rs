@@ -121,26 +121,7 @@ async fn main() {
         .await
         .expect("s3s-fs must be running");
 
-    let email = format!("bench-{n}@pipeline.bench");
-    let (user_id, _) = pipeline_export::db::ensure_user(&pool, &email)
-        .await
-        .unwrap();
-    let have: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE user_id = $1 AND deleted_at IS NULL")
-            .bind(user_id)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    if have as u64 != n {
-        eprintln!("seeding {n} jobs...");
-        pipeline_export::seed::seed(&pool, &email, n, true, n)
-            .await
-            .unwrap();
-        sqlx::query("VACUUM ANALYZE jobs")
-            .execute(&pool)
-            .await
-            .unwrap();
-    }
+    let (user_id, _) = common::bench_user(&pool, n).await;
 
     println!(
         "{:>9}  {:<5} {:<5} {:>8} {:>10} {:>9} {:>16} {:>9} {:>12}",
@@ -204,7 +185,9 @@ async fn main() {
             done.started_at
                 .map_or(-1, |s| (s - done.created_at).num_milliseconds())
         );
-        storage.delete(&done.object_key).await.unwrap();
+        if let Some(key) = &done.object_key {
+            storage.delete(key).await.unwrap();
+        }
     }
     if let Some(t) = copy_gzip_reference(&url, user_id) {
         println!(

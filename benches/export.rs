@@ -93,34 +93,6 @@ impl Drop for Server {
     }
 }
 
-/// A user with exactly `n` jobs, and a fresh token for it.
-async fn bench_user(pool: &sqlx::PgPool, n: u64) -> (uuid::Uuid, String) {
-    let email = format!("bench-{n}@pipeline.bench");
-    let (id, _) = pipeline_export::db::ensure_user(pool, &email)
-        .await
-        .unwrap();
-    let have: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE user_id = $1 AND deleted_at IS NULL")
-            .bind(id)
-            .fetch_one(pool)
-            .await
-            .unwrap();
-    if have as u64 != n {
-        eprintln!("seeding {n} jobs...");
-        pipeline_export::seed::seed(pool, &email, n, true, n)
-            .await
-            .unwrap();
-        sqlx::query("VACUUM ANALYZE jobs")
-            .execute(pool)
-            .await
-            .unwrap();
-    }
-    let (_, token) = pipeline_export::auth::create_token(pool, id, "bench")
-        .await
-        .unwrap();
-    (id, token)
-}
-
 fn copy_reference(database_url: &str, user_id: uuid::Uuid) -> Option<f64> {
     let sql = format!(
         "\\copy (SELECT id, company_name, job_title, status, source, location, is_remote, job_url, \
@@ -162,7 +134,7 @@ async fn main() {
         .unwrap();
     pipeline_export::db::migrate(&pool).await.unwrap();
 
-    let (_, small_token) = bench_user(&pool, 100).await;
+    let (_, small_token) = common::bench_user(&pool, 100).await;
     let baseline = {
         let server = Server::start(&url).await;
         for format in ["json", "csv"] {
@@ -178,7 +150,7 @@ async fn main() {
         "rows", "fmt", "gzip", "median s", "rows/s", "MB out", "peak RSS MiB", "over 100-row"
     );
     for &n in &sizes {
-        let (user_id, token) = bench_user(&pool, n).await;
+        let (user_id, token) = common::bench_user(&pool, n).await;
         for (format, gzip) in [
             ("csv", false),
             ("csv", true),

@@ -15,7 +15,8 @@ CREATE TABLE exports (
     idempotency_key text CHECK (length(idempotency_key) BETWEEN 1 AND 255),
     task_id         text NOT NULL,
     file_name       text NOT NULL,
-    object_key      text NOT NULL,
+    -- The stored file, set when an attempt succeeds.
+    object_key      text,
     -- The multipart upload of the attempt in progress (and its key), so a later attempt or
     -- the retention sweep can abort it.
     upload_id       text,

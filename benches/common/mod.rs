@@ -46,3 +46,31 @@ pub fn peak_rss_mib(pid: u32) -> f64 {
         .unwrap();
     kib / 1024.0
 }
+
+/// A user with exactly `n` jobs, and a fresh token for it.
+pub async fn bench_user(pool: &sqlx::PgPool, n: u64) -> (uuid::Uuid, String) {
+    let email = format!("bench-{n}@pipeline.bench");
+    let (id, _) = pipeline_export::db::ensure_user(pool, &email)
+        .await
+        .unwrap();
+    let have: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE user_id = $1 AND deleted_at IS NULL")
+            .bind(id)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    if have as u64 != n {
+        eprintln!("seeding {n} jobs...");
+        pipeline_export::seed::seed(pool, &email, n, true, n)
+            .await
+            .unwrap();
+        sqlx::query("VACUUM ANALYZE jobs")
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+    let (_, token) = pipeline_export::auth::create_token(pool, id, "bench")
+        .await
+        .unwrap();
+    (id, token)
+}

@@ -146,15 +146,14 @@ fn not_found() -> ApiError {
 /// signed link served by this service.
 async fn download_url(state: &AppState, record: &ExportRecord) -> Result<Option<String>, ApiError> {
     let now = Utc::now();
-    if !record.is_downloadable(now) {
+    let Some(key) = record.downloadable_key(now) else {
         return Ok(None);
-    }
+    };
     let ttl = state.background.download_url_ttl;
-    if let Some(url) = state
-        .storage
-        .presign_get(&record.object_key, ttl)
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("presigning a download")))?
+    if let Some(url) =
+        state.storage.presign_get(key, ttl).await.map_err(|e| {
+            ApiError::Internal(anyhow::Error::new(e).context("presigning a download"))
+        })?
     {
         return Ok(Some(url));
     }
@@ -347,13 +346,11 @@ pub async fn remove(
                 ApiError::Internal(anyhow::Error::new(e).context("aborting an export's upload"))
             })?;
     }
-    state
-        .storage
-        .delete(&record.object_key)
-        .await
-        .map_err(|e| {
+    if let Some(key) = &record.object_key {
+        state.storage.delete(key).await.map_err(|e| {
             ApiError::Internal(anyhow::Error::new(e).context("deleting an export's file"))
         })?;
+    }
     exports::delete_locked(&mut tx, id).await?;
     tx.commit().await?;
     tracing::info!(export_id = %id, "export deleted");

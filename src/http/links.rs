@@ -10,6 +10,7 @@ use axum::response::{Html, IntoResponse, Response};
 use chrono::Utc;
 use workers::exports::{self, ExportStatus};
 use workers::links::LinkError;
+use workers::mail::escape_html;
 
 use super::AppState;
 
@@ -38,7 +39,7 @@ pub async fn follow(State(state): State<AppState>, Path(token): Path<String>) ->
             );
         }
     };
-    if !record.is_downloadable(now) {
+    let Some(key) = record.downloadable_key(now) else {
         let reason = match record.status {
             ExportStatus::Cancelled => "This export was cancelled.",
             ExportStatus::Failed => "This export failed, so there is no file to download.",
@@ -49,9 +50,9 @@ pub async fn follow(State(state): State<AppState>, Path(token): Path<String>) ->
             "This file is no longer available",
             &format!("{reason} Request a new export from PIPELINE."),
         );
-    }
+    };
     let ttl = state.background.download_url_ttl;
-    match state.storage.presign_get(&record.object_key, ttl).await {
+    match state.storage.presign_get(key, ttl).await {
         Ok(Some(url)) => return super::found(&url),
         Ok(None) => {}
         Err(e) => {
@@ -64,7 +65,7 @@ pub async fn follow(State(state): State<AppState>, Path(token): Path<String>) ->
         }
     }
     // Local storage: this service serves the file itself.
-    match state.storage.read(&record.object_key).await {
+    match state.storage.read(key).await {
         Ok(object) => {
             let mut response = Response::new(Body::from_stream(object));
             let headers = response.headers_mut();
@@ -100,14 +101,6 @@ fn not_found() -> Response {
     )
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
 fn page(status: StatusCode, title: &str, message: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -116,8 +109,8 @@ fn page(status: StatusCode, title: &str, message: &str) -> Response {
          <body style=\"font-family: system-ui, sans-serif; max-width: 32rem; margin: 4rem auto; padding: 0 1rem; color: #222\">\
          <h1 style=\"font-size: 1.4rem\">{title}</h1><p>{message}</p>\
          <p style=\"color: #777; font-size: .9rem\">PIPELINE export</p></body></html>",
-        title = escape(title),
-        message = escape(message),
+        title = escape_html(title),
+        message = escape_html(message),
     );
     let mut response = (status, Html(html)).into_response();
     response

@@ -635,11 +635,13 @@ async fn retention_deletes_expired_files() {
     let id = created["id"].as_str().unwrap().to_owned();
     let done = app.wait_finished(&user.token, &id).await;
     assert_eq!(done["status"], "succeeded");
-    let key: String = sqlx::query_scalar("SELECT object_key FROM exports WHERE id = $1::uuid")
-        .bind(&id)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let key: String = sqlx::query_scalar(
+        "SELECT object_key FROM exports WHERE id = $1::uuid AND object_key IS NOT NULL",
+    )
+    .bind(&id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
     let expired = app
         .wait_export(&user.token, &id, |e| e["status"] == "expired")
         .await;

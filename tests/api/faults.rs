@@ -101,11 +101,13 @@ async fn wait_upload_started(app: &TestApp, id: &str) -> String {
 }
 
 async fn object_key(app: &TestApp, id: &str) -> String {
-    sqlx::query_scalar("SELECT object_key FROM exports WHERE id = $1::uuid")
-        .bind(id)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap()
+    sqlx::query_scalar(
+        "SELECT object_key FROM exports WHERE id = $1::uuid AND object_key IS NOT NULL",
+    )
+    .bind(id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
 }
 
 /// Downloads a succeeded export and checks it against its recorded size and checksum and

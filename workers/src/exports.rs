@@ -119,7 +119,8 @@ pub struct ExportRecord {
     pub idempotency_key: Option<String>,
     pub task_id: String,
     pub file_name: String,
-    pub object_key: String,
+    /// The stored file; set only once an attempt succeeded.
+    pub object_key: Option<String>,
     pub upload_id: Option<String>,
     pub upload_key: Option<String>,
     pub rows_done: i64,
@@ -152,9 +153,15 @@ impl ExportRecord {
         format!("attachment; filename=\"{}\"", self.file_name)
     }
 
-    /// The file can be downloaded: succeeded and not past its expiry.
+    /// The stored file's key while it can be downloaded: succeeded and not past its expiry.
+    pub fn downloadable_key(&self, now: DateTime<Utc>) -> Option<&str> {
+        let live =
+            self.status == ExportStatus::Succeeded && self.expires_at.is_some_and(|t| t > now);
+        self.object_key.as_deref().filter(|_| live)
+    }
+
     pub fn is_downloadable(&self, now: DateTime<Utc>) -> bool {
-        self.status == ExportStatus::Succeeded && self.expires_at.is_some_and(|t| t > now)
+        self.downloadable_key(now).is_some()
     }
 }
 
@@ -170,11 +177,6 @@ fn select(condition: &str) -> String {
 /// The file name of an export created at `at`: `pipeline-jobs-YYYY-MM-DD.csv.gz`.
 pub fn export_file_name(at: DateTime<Utc>, format: Format, compression: Compression) -> String {
     format!("{}{}", file_name(at, format), compression.suffix())
-}
-
-/// Where an export's file lives in storage until it succeeds (nothing is ever stored there).
-pub fn object_key(user_id: Uuid, export_id: Uuid, file_name: &str) -> String {
-    format!("exports/{user_id}/{export_id}/{file_name}")
 }
 
 /// Where one attempt writes its file: `exports/{user}/{export}/{attempt}/{file}`. Each attempt
@@ -276,7 +278,6 @@ pub async fn create(
         .fetch_one(&mut *tx)
         .await?;
     let name = export_file_name(now, request.format, request.compression);
-    let key = object_key(user_id, id, &name);
     let task_id = queue::enqueue(
         &mut tx,
         EXPORTS_QUEUE,
@@ -288,8 +289,8 @@ pub async fn create(
     .ok_or_else(|| sqlx::Error::Protocol("a new export's task id already exists".into()))?;
     let record: ExportRecord = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO exports (id, user_id, format, compression, filters, notify_email, request_hash, \
-         idempotency_key, task_id, file_name, object_key, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {COLUMNS}"
+         idempotency_key, task_id, file_name, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLUMNS}"
     )))
     .bind(id)
     .bind(user_id)
@@ -301,7 +302,6 @@ pub async fn create(
     .bind(idempotency_key)
     .bind(task_id)
     .bind(&name)
-    .bind(&key)
     .bind(now)
     .fetch_one(&mut *tx)
     .await?;
@@ -498,7 +498,5 @@ mod tests {
             export_file_name(at, Format::Ndjson, Compression::None),
             "pipeline-jobs-2026-03-04.ndjson"
         );
-        let (u, e) = (Uuid::nil(), Uuid::max());
-        assert_eq!(object_key(u, e, "f.csv"), format!("exports/{u}/{e}/f.csv"));
     }
 }

@@ -48,11 +48,3 @@ impl<E: Send> ByteSink for ChannelSink<E> {
         self.tx.send(Ok(chunk)).await.map_err(|_| SinkError::Closed)
     }
 }
-
-/// A sink that keeps everything in memory; for tests and small exports only.
-impl ByteSink for Vec<u8> {
-    async fn send(&mut self, chunk: Bytes) -> Result<(), SinkError> {
-        self.extend_from_slice(&chunk);
-        Ok(())
-    }
-}

@@ -26,7 +26,9 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio::io::AsyncWriteExt;
 
-pub use templates::{ExportFacts, FailureFacts, export_failed_email, export_ready_email};
+pub use templates::{
+    ExportFacts, FailureFacts, escape_html, export_failed_email, export_ready_email,
+};
 
 /// How long one SMTP connect or command may take before the send fails as transient.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(10);

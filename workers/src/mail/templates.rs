@@ -197,7 +197,7 @@ pub fn export_failed_email(f: &FailureFacts) -> Email {
 }
 
 /// Escapes the five characters that matter in HTML text and in quoted attribute values.
-pub(crate) fn escape_html(s: &str) -> String {
+pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
