@@ -40,6 +40,66 @@ pub enum Command {
     Token(TokenCommand),
     /// Add N realistic jobs to a user (created if missing) and print a token to try them.
     Seed(SeedArgs),
+    /// Create and list a user's scheduled backups.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Create a backup schedule for an existing user; prints it, with its next run.
+    Create(Box<ScheduleCreateArgs>),
+    /// List a user's backup schedules.
+    List {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The user's email address.
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("cadence").required(true).args(["daily", "weekly", "monthly"])))]
+pub struct ScheduleCreateArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The user's email address.
+    #[arg(long)]
+    pub email: String,
+    /// Every day at a time: `06:30`.
+    #[arg(long, value_name = "HH:MM")]
+    pub daily: Option<String>,
+    /// Every week on a day at a time: `monday@08:00`.
+    #[arg(long, value_name = "WEEKDAY@HH:MM")]
+    pub weekly: Option<String>,
+    /// Every month on a day (29 to 31 mean the month's last day when it is shorter): `1@07:00`.
+    #[arg(long, value_name = "DAY@HH:MM")]
+    pub monthly: Option<String>,
+    /// IANA time zone the time is in.
+    #[arg(long, default_value = "UTC")]
+    pub timezone: String,
+    /// A name for the schedule (default: "Weekly backup" and the like).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// csv, json or ndjson.
+    #[arg(long, default_value = "json")]
+    pub format: String,
+    /// gzip or none.
+    #[arg(long, default_value = "gzip")]
+    pub compression: String,
+    /// How many successful backups to keep.
+    #[arg(long, default_value_t = 4)]
+    pub keep_last: i32,
+    /// full, or incremental (jobs changed since the previous successful backup).
+    #[arg(long, default_value = "full")]
+    pub mode: String,
+    /// Do not email each backup's link.
+    #[arg(long)]
+    pub no_email: bool,
+    /// A filter, as the API takes it: `status=applied,interview`, `tag=remote`, ... (repeatable).
+    #[arg(long = "filter", value_name = "NAME=VALUE")]
+    pub filters: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -200,7 +260,107 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Token(cmd) => token(cmd).await,
         Command::Seed(args) => seed(args).await,
+        Command::Schedule(cmd) => schedule(cmd).await,
     }
+}
+
+fn usage(message: impl Into<String>) -> anyhow::Error {
+    ConfigError(message.into()).into()
+}
+
+impl ScheduleCreateArgs {
+    fn spec(&self) -> anyhow::Result<workers::schedules::ScheduleSpec> {
+        use workers::cadence::Cadence;
+        let cadence = match (&self.daily, &self.weekly, &self.monthly) {
+            (Some(v), _, _) => Cadence::from_cli("daily", v),
+            (_, Some(v), _) => Cadence::from_cli("weekly", v),
+            (_, _, Some(v)) => Cadence::from_cli("monthly", v),
+            _ => return Err(usage("one of --daily, --weekly or --monthly is required")),
+        }
+        .map_err(|e| usage(e.to_string()))?;
+        let mut spec = workers::schedules::ScheduleSpec::new(cadence);
+        if let Some(name) = &self.name {
+            spec.name = name.trim().to_owned();
+        }
+        spec.timezone = workers::cadence::parse_timezone(&self.timezone)
+            .map_err(|m| usage(format!("--timezone: {m}")))?;
+        spec.format = self
+            .format
+            .parse()
+            .map_err(|()| usage(workers::Format::expected(&workers::Format::ALL)))?;
+        spec.compression = self
+            .compression
+            .parse()
+            .map_err(|()| usage("--compression must be gzip or none"))?;
+        spec.keep_last = self.keep_last;
+        spec.mode = self.mode.parse().map_err(|m| usage(format!("--{m}")))?;
+        spec.notify_email = !self.no_email;
+        for filter in &self.filters {
+            let (name, value) = filter
+                .split_once('=')
+                .ok_or_else(|| usage(format!("--filter {filter:?} must be NAME=VALUE")))?;
+            let known = spec
+                .filters
+                .accept_param(name, value)
+                .map_err(|e| usage(format!("--filter {}", e.message)))?;
+            if !known {
+                return Err(usage(format!(
+                    "--filter {name:?} is not a filter; accepted: {}",
+                    workers::ExportFilters::PARAMS.join(", ")
+                )));
+            }
+        }
+        spec.validate().map_err(usage)?;
+        Ok(spec)
+    }
+}
+
+async fn schedule(cmd: ScheduleCommand) -> anyhow::Result<()> {
+    let print = |s: &workers::schedules::ScheduleRecord| {
+        let next = s.next_run().map_or("paused".to_owned(), |t| {
+            format!(
+                "{} = {}",
+                t.format("%Y-%m-%dT%H:%M:%SZ"),
+                s.readable_local(t)
+            )
+        });
+        println!(
+            "{}  {:<20}  {} {}, {}, keep {}, {}  next: {next}",
+            s.id,
+            s.name,
+            s.format,
+            s.compression.as_str(),
+            s.cadence.describe(),
+            s.keep_last,
+            s.mode,
+        );
+    };
+    match cmd {
+        ScheduleCommand::Create(args) => {
+            let spec = args.spec()?;
+            let pool = db::pool(&args.database.config()?)?;
+            let user_id = db::find_user(&pool, &args.email)
+                .await?
+                .with_context(|| format!("no user with email {}", args.email))?;
+            let record = workers::schedules::create(&pool, user_id, &spec, chrono::Utc::now())
+                .await
+                .map_err(|e| match e {
+                    workers::schedules::ScheduleError::TooMany => usage(e.to_string()),
+                    e => anyhow::Error::new(e),
+                })?;
+            print(&record);
+        }
+        ScheduleCommand::List { database, email } => {
+            let pool = db::pool(&database.config()?)?;
+            let user_id = db::find_user(&pool, &email)
+                .await?
+                .with_context(|| format!("no user with email {email}"))?;
+            for record in workers::schedules::list(&pool, user_id).await? {
+                print(&record);
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn serve(
@@ -234,6 +394,7 @@ async fn services(
         storage,
         mailer,
         links: workers::links::LinkSigner::new(background.link_secret.expose().as_bytes()),
+        clock: workers::clock::system(),
         settings: workers::tasks::WorkerSettings {
             public_base_url: background.public_base_url.clone(),
             retention: background.export_retention,
@@ -242,6 +403,7 @@ async fn services(
             retry_base: worker.retry_base_delay.0,
             heartbeat: worker.worker_heartbeat.0,
             retention_interval: worker.retention_interval.0,
+            schedule_interval: worker.schedule_interval.0,
             shutdown_grace,
             ..workers::tasks::WorkerSettings::default()
         },

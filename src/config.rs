@@ -308,6 +308,14 @@ impl WorkerArgs {
         if self.worker_concurrency == 0 {
             return Err(ConfigError("WORKER_CONCURRENCY must be at least 1".into()));
         }
+        for (name, value) in [
+            ("RETENTION_INTERVAL", self.retention_interval.0),
+            ("SCHEDULE_INTERVAL", self.schedule_interval.0),
+        ] {
+            if value < Duration::from_secs(1) {
+                return Err(ConfigError(format!("{name} must be at least 1s")));
+            }
+        }
         Ok(())
     }
 }
@@ -331,6 +339,11 @@ pub struct WorkerArgs {
     /// How often expired export files are deleted.
     #[arg(long, env = "RETENTION_INTERVAL", default_value = "1m")]
     pub retention_interval: DurationArg,
+
+    /// How often the scheduler looks for due backup schedules (a backup starts at most this
+    /// long after its time).
+    #[arg(long, env = "SCHEDULE_INTERVAL", default_value = "1m")]
+    pub schedule_interval: DurationArg,
 }
 
 /// Settings of the HTTP front.

@@ -58,61 +58,78 @@ struct Notify {
 impl CreateBody {
     /// Validates the body exactly as the sync endpoint validates its query string.
     fn into_request(self) -> Result<ExportRequest, ApiError> {
-        let format = match self.format.as_deref() {
-            None => Format::Json,
-            Some(f) => f
-                .parse()
-                .map_err(|()| ApiError::Validation(Format::expected(&Format::ALL)))?,
-        };
-        let compression = match self.compression.as_deref() {
-            None => Compression::Gzip,
-            Some(c) => c.parse().map_err(|()| {
-                ApiError::Validation("compression must be \"gzip\" or \"none\"".into())
-            })?,
-        };
-        let mut filters = ExportFilters::default();
-        for (name, value) in &self.filters {
-            let values: Vec<&str> = match value {
-                Value::String(s) => vec![s.as_str()],
-                Value::Array(items) => items
-                    .iter()
-                    .map(|v| {
-                        v.as_str().ok_or_else(|| {
-                            ApiError::Validation(format!(
-                                "filters.{name} must be a string or a list of strings"
-                            ))
-                        })
-                    })
-                    .collect::<Result<_, _>>()?,
-                _ => {
-                    return Err(ApiError::Validation(format!(
-                        "filters.{name} must be a string or a list of strings"
-                    )));
-                }
-            };
-            for v in values {
-                let known = filters
-                    .accept_param(name, v)
-                    .map_err(|e| ApiError::Validation(format!("filters.{}", e.message)))?;
-                if !known {
-                    return Err(ApiError::Validation(format!(
-                        "unknown filter {:?}; accepted: {}",
-                        name.chars().take(40).collect::<String>(),
-                        ExportFilters::PARAMS.join(", ")
-                    )));
-                }
-            }
-        }
-        filters
-            .validate()
-            .map_err(|e| ApiError::Validation(format!("filters.{}", e.message)))?;
         Ok(ExportRequest {
-            format,
-            compression,
-            filters,
+            format: parse_format(self.format.as_deref())?,
+            compression: parse_compression(self.compression.as_deref())?,
+            filters: parse_filters(&self.filters)?,
             notify_email: self.notify.email,
+            origin: None,
         })
     }
+}
+
+/// A body's `format` (JSON when absent).
+pub(super) fn parse_format(format: Option<&str>) -> Result<Format, ApiError> {
+    match format {
+        None => Ok(Format::Json),
+        Some(f) => f
+            .parse()
+            .map_err(|()| ApiError::Validation(Format::expected(&Format::ALL))),
+    }
+}
+
+/// A body's `compression` (gzip when absent).
+pub(super) fn parse_compression(compression: Option<&str>) -> Result<Compression, ApiError> {
+    match compression {
+        None => Ok(Compression::Gzip),
+        Some(c) => c
+            .parse()
+            .map_err(|()| ApiError::Validation("compression must be \"gzip\" or \"none\"".into())),
+    }
+}
+
+/// A body's `filters` object: each value a string or a list of strings, read exactly as the
+/// sync endpoint reads its query parameters.
+pub(super) fn parse_filters(
+    map: &serde_json::Map<String, Value>,
+) -> Result<ExportFilters, ApiError> {
+    let mut filters = ExportFilters::default();
+    for (name, value) in map {
+        let values: Vec<&str> = match value {
+            Value::String(s) => vec![s.as_str()],
+            Value::Array(items) => items
+                .iter()
+                .map(|v| {
+                    v.as_str().ok_or_else(|| {
+                        ApiError::Validation(format!(
+                            "filters.{name} must be a string or a list of strings"
+                        ))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            _ => {
+                return Err(ApiError::Validation(format!(
+                    "filters.{name} must be a string or a list of strings"
+                )));
+            }
+        };
+        for v in values {
+            let known = filters
+                .accept_param(name, v)
+                .map_err(|e| ApiError::Validation(format!("filters.{}", e.message)))?;
+            if !known {
+                return Err(ApiError::Validation(format!(
+                    "unknown filter {:?}; accepted: {}",
+                    name.chars().take(40).collect::<String>(),
+                    ExportFilters::PARAMS.join(", ")
+                )));
+            }
+        }
+    }
+    filters
+        .validate()
+        .map_err(|e| ApiError::Validation(format!("filters.{}", e.message)))?;
+    Ok(filters)
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -134,8 +151,32 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_owned()))
 }
 
-fn parse_id(id: &str) -> Result<Uuid, ApiError> {
+pub(super) fn parse_id(id: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(id).map_err(|_| not_found())
+}
+
+/// The limits `POST /api/exports` applies (and a schedule's run-now).
+pub(super) fn create_limits(state: &AppState) -> CreateLimits {
+    CreateLimits {
+        max_active_per_user: i64::from(state.background.export_max_active_per_user),
+        max_attempts: state.background.export_max_attempts,
+    }
+}
+
+/// The error of a creation refused by its limits.
+pub(super) fn create_error(e: CreateError) -> ApiError {
+    match e {
+        CreateError::IdempotencyConflict => ApiError::Conflict(
+            "this Idempotency-Key was already used with a different request".into(),
+        ),
+        CreateError::TooManyActive { active } => ApiError::RateLimited {
+            message: format!(
+                "{active} exports are already queued or running; wait for one to finish"
+            ),
+            retry_after_secs: 30,
+        },
+        CreateError::Database(e) => e.into(),
+    }
 }
 
 fn not_found() -> ApiError {
@@ -157,7 +198,7 @@ async fn download_url(state: &AppState, record: &ExportRecord) -> Result<Option<
     {
         return Ok(Some(url));
     }
-    let until = record.expires_at.map_or(now, |e| e.min(now + ttl));
+    let until = record.expires_at.map_or(now + ttl, |e| e.min(now + ttl));
     let token = state.links.sign(record.id, until, LinkPurpose::Download);
     Ok(Some(format!(
         "{}/d/{token}",
@@ -194,6 +235,7 @@ async fn resource(state: &AppState, record: &ExportRecord) -> Result<Value, ApiE
         "created_at": record.created_at,
         "started_at": record.started_at,
         "finished_at": record.finished_at,
+        "schedule_id": record.schedule_id,
     }))
 }
 
@@ -214,10 +256,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
     let request = body.into_request()?;
-    let limits = CreateLimits {
-        max_active_per_user: i64::from(state.background.export_max_active_per_user),
-        max_attempts: state.background.export_max_attempts,
-    };
+    let limits = create_limits(&state);
     match exports::create(&state.pool, user.id, &request, key.as_deref(), limits).await {
         Ok(Created::New(record)) => {
             tracing::info!(export_id = %record.id, "export queued");
@@ -228,16 +267,7 @@ pub async fn create(
             let body = resource(&state, &record).await?;
             Ok(with_location(StatusCode::OK, &record, body))
         }
-        Err(CreateError::IdempotencyConflict) => Err(ApiError::Conflict(
-            "this Idempotency-Key was already used with a different request".into(),
-        )),
-        Err(CreateError::TooManyActive { active }) => Err(ApiError::RateLimited {
-            message: format!(
-                "{active} exports are already queued or running; wait for one to finish"
-            ),
-            retry_after_secs: 30,
-        }),
-        Err(CreateError::Database(e)) => Err(e.into()),
+        Err(e) => Err(create_error(e)),
     }
 }
 

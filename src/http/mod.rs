@@ -6,6 +6,7 @@ mod exports;
 mod extract;
 mod health;
 mod links;
+mod schedules;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,7 @@ use tower_http::trace::TraceLayer;
 
 pub use self::error::ApiError;
 pub use self::export::{ExportParams, accepts_gzip};
+use workers::clock::SharedClock;
 use workers::links::LinkSigner;
 use workers::storage::Storage;
 
@@ -44,6 +46,8 @@ pub struct AppState {
     pub storage: Storage,
     pub links: LinkSigner,
     pub background: Arc<BackgroundConfig>,
+    /// What schedules take as now (tests move it).
+    pub clock: SharedClock,
 }
 
 impl AppState {
@@ -55,6 +59,7 @@ impl AppState {
             storage,
             links: LinkSigner::new(config.background.link_secret.expose().as_bytes()),
             background: Arc::new(config.background.clone()),
+            clock: workers::clock::system(),
             export: ExportSettings {
                 max_rows: config.sync_export_max_rows,
                 timeout: config.sync_export_timeout,
@@ -88,7 +93,20 @@ pub fn router(state: AppState) -> Router {
             get(exports::show).delete(exports::remove),
         )
         .route("/api/exports/{id}/download", get(exports::download))
+        .route(
+            "/api/export-schedules",
+            post(schedules::create).get(schedules::list),
+        )
+        .route(
+            "/api/export-schedules/{id}",
+            get(schedules::show)
+                .patch(schedules::update)
+                .delete(schedules::remove),
+        )
+        .route("/api/export-schedules/{id}/run", post(schedules::run_now))
+        .route("/api/export-schedules/{id}/runs", get(schedules::runs))
         .route("/d/{token}", get(links::follow))
+        .route("/p/{token}", get(links::pause_page).post(links::pause))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })

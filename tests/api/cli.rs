@@ -194,6 +194,101 @@ async fn token_commands_create_list_and_revoke() {
 }
 
 #[tokio::test]
+async fn schedule_commands_create_and_list_backups() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user().await;
+    let env = [("DATABASE_URL", database_url())];
+
+    let created = run(
+        &[
+            "schedule",
+            "create",
+            "--email",
+            &user.email,
+            "--weekly",
+            "monday@08:00",
+            "--timezone",
+            "Africa/Nairobi",
+            "--format",
+            "csv",
+            "--keep-last",
+            "8",
+            "--filter",
+            "status=applied,interview",
+        ],
+        &env,
+    );
+    assert!(created.status.success(), "{}", stderr(&created));
+    let line = stdout(&created);
+    assert!(
+        line.contains("Weekly backup") && line.contains("every Monday at 08:00"),
+        "{line}"
+    );
+    assert!(line.contains("at 08:00 (Africa/Nairobi)"), "{line}");
+    let id = line.split_whitespace().next().unwrap().to_owned();
+
+    // The API sees the same schedule.
+    let response = app
+        .client
+        .get(app.url(&format!("/api/export-schedules/{id}")))
+        .bearer_auth(&user.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let schedule: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(schedule["keep_last"], 8);
+    assert_eq!(schedule["format"], "csv");
+    assert_eq!(schedule["timezone"], "Africa/Nairobi");
+    assert_eq!(
+        schedule["filters"],
+        serde_json::json!({"status": ["applied", "interview"]})
+    );
+    assert!(
+        schedule["next_run_local"]
+            .as_str()
+            .unwrap()
+            .ends_with("T08:00:00+03:00")
+    );
+
+    let listed = run(&["schedule", "list", "--email", &user.email], &env);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert!(stdout(&listed).starts_with(&id), "{}", stdout(&listed));
+
+    // Bad values are usage errors (exit 2) naming the flag.
+    for (args, flag) in [
+        (vec!["--weekly", "someday@08:00"], "--weekly"),
+        (vec!["--daily", "25:00"], "--daily"),
+        (
+            vec!["--daily", "06:30", "--timezone", "Mars/Olympus"],
+            "--timezone",
+        ),
+        (
+            vec!["--daily", "06:30", "--filter", "colour=red"],
+            "--filter",
+        ),
+    ] {
+        let mut all = vec!["schedule", "create", "--email", &user.email];
+        all.extend(args);
+        let out = run(&all, &env);
+        assert_eq!(out.status.code(), Some(2), "{all:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(flag), "{all:?}: {}", stderr(&out));
+    }
+    let unknown = run(
+        &[
+            "schedule",
+            "create",
+            "--email",
+            "nobody@nowhere.test",
+            "--daily",
+            "06:30",
+        ],
+        &env,
+    );
+    assert_eq!(unknown.status.code(), Some(1));
+}
+
+#[tokio::test]
 async fn seed_creates_varied_realistic_jobs_and_prints_a_curl() {
     let app = TestApp::spawn().await;
     let email = format!("seed-{}@test.pipeline", uuid::Uuid::new_v4().simple());

@@ -11,6 +11,7 @@ use pipeline_export::http::{AppState, router};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgPool};
 use uuid::Uuid;
+use workers::clock::SharedClock;
 use workers::tasks::{Services, WorkerSettings};
 
 pub const JWT_SECRET: &str = "integration-test-secret-0123456789abcdef";
@@ -211,6 +212,8 @@ pub struct TestApp {
     pub pool: PgPool,
     pub client: reqwest::Client,
     pub config: ServeConfig,
+    /// The clock the front and the workers' scheduler go by.
+    pub clock: SharedClock,
     /// Stops the in-process workers when dropped.
     _workers: Option<tokio::sync::watch::Sender<bool>>,
 }
@@ -226,6 +229,7 @@ pub fn worker_settings(config: &ServeConfig) -> WorkerSettings {
         concurrency: 2,
         progress_interval: Duration::from_millis(200),
         retention_interval: Duration::from_millis(500),
+        schedule_interval: Duration::from_millis(200),
         heartbeat: Duration::from_secs(1),
         shutdown_grace: Duration::from_secs(5),
     }
@@ -244,6 +248,14 @@ impl TestApp {
     }
 
     pub async fn spawn_with(adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
+        Self::spawn_with_clock(workers::clock::system(), adjust).await
+    }
+
+    /// The app going by `clock` (a [`workers::clock::ManualClock`] lets a test move time).
+    pub async fn spawn_with_clock(
+        clock: SharedClock,
+        adjust: impl FnOnce(&mut ServeConfig),
+    ) -> TestApp {
         // TEST_LOG=debug (any RUST_LOG filter) shows the app's logs in failing tests' output.
         if let Ok(filter) = std::env::var("TEST_LOG") {
             let _ = tracing_subscriber::fmt()
@@ -257,7 +269,8 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         config.background.public_base_url = base.clone();
-        let state = AppState::new(pool.clone(), &config).await.unwrap();
+        let mut state = AppState::new(pool.clone(), &config).await.unwrap();
+        state.clock = clock.clone();
         tokio::spawn(async move {
             axum::serve(listener, router(state)).await.unwrap();
         });
@@ -269,6 +282,7 @@ impl TestApp {
                 .build()
                 .unwrap(),
             config,
+            clock,
             _workers: None,
         }
     }
@@ -276,27 +290,47 @@ impl TestApp {
     /// The app plus export and email workers running in this test's runtime, on a database of
     /// its own (workers take every task of their queue).
     pub async fn spawn_with_workers(adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
-        let url = fresh_database_url().await;
-        let mut app = Self::spawn_with(|c| {
-            c.database.url = Secret::new(url);
-            adjust(c);
-        })
-        .await;
+        Self::spawn_with_workers_and_clock(workers::clock::system(), adjust).await
+    }
+
+    /// [`Self::spawn_with_workers`] going by `clock`, scheduler included.
+    pub async fn spawn_with_workers_and_clock(
+        clock: SharedClock,
+        adjust: impl FnOnce(&mut ServeConfig),
+    ) -> TestApp {
+        let mut app = Self::spawn_alone_with_clock(clock, adjust).await;
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-        let services = Arc::new(Services {
-            pool: app.pool.clone(),
-            storage: workers::storage::Storage::from_config(&app.config.background.storage)
-                .await
-                .unwrap(),
-            mailer: workers::mail::Mailer::from_config(&app.config.background.mail).unwrap(),
-            links: workers::links::LinkSigner::new(LINK_SECRET.as_bytes()),
-            settings: worker_settings(&app.config),
-        });
+        let services = app.services(app.pool.clone()).await;
         tokio::spawn(workers::tasks::run(services, async move {
             let _ = stop_rx.wait_for(|stop| *stop).await;
         }));
         app._workers = Some(stop_tx);
         app
+    }
+
+    /// The app on a database of its own, without workers (a test drives the scheduler).
+    pub async fn spawn_alone_with_clock(
+        clock: SharedClock,
+        adjust: impl FnOnce(&mut ServeConfig),
+    ) -> TestApp {
+        let url = fresh_database_url().await;
+        Self::spawn_with_clock(clock, |c| {
+            c.database.url = Secret::new(url);
+            adjust(c);
+        })
+        .await
+    }
+
+    /// What workers of this app use, on `pool` (a second pool stands for a second process).
+    pub async fn services(&self, pool: PgPool) -> Arc<Services> {
+        Arc::new(Services {
+            pool,
+            storage: self.storage().await,
+            mailer: workers::mail::Mailer::from_config(&self.config.background.mail).unwrap(),
+            links: workers::links::LinkSigner::new(LINK_SECRET.as_bytes()),
+            settings: worker_settings(&self.config),
+            clock: self.clock.clone(),
+        })
     }
 
     pub async fn storage(&self) -> workers::storage::Storage {

@@ -9,3 +9,4 @@ mod faults;
 mod filters;
 mod helpers;
 mod limits;
+mod schedules;

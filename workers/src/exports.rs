@@ -8,7 +8,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::compress::Compression;
@@ -86,6 +86,18 @@ pub struct ExportRequest {
     pub compression: Compression,
     pub filters: ExportFilters,
     pub notify_email: bool,
+    /// Set when a schedule made the request: which schedule, for which occurrence. Part of
+    /// the request's identity, so a backup is never mistaken for an identical ad-hoc export
+    /// (or an earlier occurrence) that is still running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+}
+
+/// The schedule occurrence an export is the backup of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Origin {
+    pub schedule_id: Uuid,
+    pub scheduled_for: DateTime<Utc>,
 }
 
 impl ExportRequest {
@@ -137,6 +149,8 @@ pub struct ExportRecord {
     pub finished_at: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
     pub email_sent_at: Option<DateTime<Utc>>,
+    /// The schedule this export is a backup of, while that schedule exists.
+    pub schedule_id: Option<Uuid>,
 }
 
 impl ExportRecord {
@@ -153,10 +167,11 @@ impl ExportRecord {
         format!("attachment; filename=\"{}\"", self.file_name)
     }
 
-    /// The stored file's key while it can be downloaded: succeeded and not past its expiry.
+    /// The stored file's key while it can be downloaded: succeeded and not past its expiry
+    /// (a backup its schedule keeps has no expiry).
     pub fn downloadable_key(&self, now: DateTime<Utc>) -> Option<&str> {
         let live =
-            self.status == ExportStatus::Succeeded && self.expires_at.is_some_and(|t| t > now);
+            self.status == ExportStatus::Succeeded && self.expires_at.is_none_or(|t| t > now);
         self.object_key.as_deref().filter(|_| live)
     }
 
@@ -168,7 +183,7 @@ impl ExportRecord {
 const COLUMNS: &str = "id, user_id, status, format, compression, filters, notify_email, request_hash, \
      idempotency_key, task_id, file_name, object_key, upload_id, upload_key, rows_done, rows_total, bytes_written, \
      row_count, byte_size, sha256, error_code, error_message, attempts, created_at, started_at, \
-     finished_at, expires_at, email_sent_at";
+     finished_at, expires_at, email_sent_at, schedule_id";
 
 fn select(condition: &str) -> String {
     format!("SELECT {COLUMNS} FROM exports WHERE {condition}")
@@ -227,8 +242,22 @@ pub async fn create(
     idempotency_key: Option<&str>,
     limits: CreateLimits,
 ) -> Result<Created, CreateError> {
-    let hash = request.hash();
     let mut tx = pool.begin().await?;
+    let created = create_in(&mut tx, user_id, request, idempotency_key, limits).await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+/// [`create`] inside the caller's transaction (the scheduler records the run and advances
+/// the schedule in the same one). Nothing is committed here.
+pub async fn create_in(
+    tx: &mut PgConnection,
+    user_id: Uuid,
+    request: &ExportRequest,
+    idempotency_key: Option<&str>,
+    limits: CreateLimits,
+) -> Result<Created, CreateError> {
+    let hash = request.hash();
     // One user's creations run one at a time, so the checks below cannot race each other.
     sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
         .bind(user_id)
@@ -279,7 +308,7 @@ pub async fn create(
         .await?;
     let name = export_file_name(now, request.format, request.compression);
     let task_id = queue::enqueue(
-        &mut tx,
+        &mut *tx,
         EXPORTS_QUEUE,
         &ExportTask { export_id: id },
         limits.max_attempts,
@@ -289,8 +318,8 @@ pub async fn create(
     .ok_or_else(|| sqlx::Error::Protocol("a new export's task id already exists".into()))?;
     let record: ExportRecord = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO exports (id, user_id, format, compression, filters, notify_email, request_hash, \
-         idempotency_key, task_id, file_name, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLUMNS}"
+         idempotency_key, task_id, file_name, created_at, schedule_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {COLUMNS}"
     )))
     .bind(id)
     .bind(user_id)
@@ -303,9 +332,9 @@ pub async fn create(
     .bind(task_id)
     .bind(&name)
     .bind(now)
+    .bind(request.origin.map(|o| o.schedule_id))
     .fetch_one(&mut *tx)
     .await?;
-    tx.commit().await?;
     Ok(Created::New(record))
 }
 
@@ -449,6 +478,7 @@ mod tests {
             compression: Compression::Gzip,
             filters: ExportFilters::default(),
             notify_email: false,
+            origin: None,
         }
     }
 
@@ -465,6 +495,20 @@ mod tests {
         a.filters.tag = vec!["x".into(), "y".into()];
         b.filters.tag = vec!["y".into(), "x".into()];
         assert_eq!(a.hash(), b.hash(), "value order does not matter");
+        let at = DateTime::from_timestamp(1_767_225_600, 0).unwrap();
+        let origin = |scheduled_for| Origin {
+            schedule_id: Uuid::nil(),
+            scheduled_for,
+        };
+        let (mut a, mut b) = (request(), request());
+        a.origin = Some(origin(at));
+        b.origin = Some(origin(at + chrono::Duration::days(7)));
+        assert_ne!(
+            a.hash(),
+            request().hash(),
+            "a backup is not an ad-hoc export"
+        );
+        assert_ne!(a.hash(), b.hash(), "nor another occurrence's backup");
     }
 
     #[test]

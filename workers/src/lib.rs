@@ -13,6 +13,8 @@
 //! This crate never speaks HTTP, and never collects all rows of an export in memory: rows are
 //! decoded one at a time from a streaming query and written into a bounded buffer.
 
+pub mod cadence;
+pub mod clock;
 pub mod compress;
 pub mod engine;
 pub mod exports;
@@ -23,7 +25,7 @@ pub mod links;
 pub mod mail;
 pub mod query;
 pub mod queue;
-pub mod schedule;
+pub mod schedules;
 pub mod sink;
 pub mod storage;
 pub mod tasks;

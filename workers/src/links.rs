@@ -1,11 +1,12 @@
-//! Signed links that point at the service: `PUBLIC_BASE_URL/d/{token}`.
+//! Signed links that point at the service: `PUBLIC_BASE_URL/d/{token}` (download an export)
+//! and `PUBLIC_BASE_URL/p/{token}` (pause a backup schedule).
 //!
 //! An emailed link must outlive SigV4's 7-day limit on presigned URLs and be revocable, so it
 //! names the export and an expiry, signed with HMAC-SHA256 under `LINK_SECRET`. The service
 //! checks the signature, the expiry and the export's current state on every use, then
 //! redirects to a freshly presigned URL. Deleting the export revokes every link to it.
 //!
-//! Token layout (URL-safe, no padding): `{export id, 32 hex}.{expiry, unix seconds}.{purpose}.{mac, 64 hex}`.
+//! Token layout (URL-safe, no padding): `{export or schedule id, 32 hex}.{expiry, unix seconds}.{purpose}.{mac, 64 hex}`.
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
@@ -15,19 +16,24 @@ use uuid::Uuid;
 /// What a link may be used for; part of the signed message, so one kind cannot pass for another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkPurpose {
+    /// Names an export.
     Download,
+    /// Names a backup schedule.
+    PauseSchedule,
 }
 
 impl LinkPurpose {
     fn as_str(self) -> &'static str {
         match self {
             LinkPurpose::Download => "d",
+            LinkPurpose::PauseSchedule => "p",
         }
     }
 
     fn parse(s: &str) -> Option<Self> {
         match s {
             "d" => Some(LinkPurpose::Download),
+            "p" => Some(LinkPurpose::PauseSchedule),
             _ => None,
         }
     }
@@ -44,7 +50,8 @@ pub enum LinkError {
 /// A verified link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Link {
-    pub export_id: Uuid,
+    /// The export (download links) or the schedule (pause links).
+    pub id: Uuid,
     pub expires_at: DateTime<Utc>,
     pub purpose: LinkPurpose,
 }
@@ -75,11 +82,11 @@ impl LinkSigner {
         mac
     }
 
-    /// A token for `export_id`, valid until `expires_at`.
-    pub fn sign(&self, export_id: Uuid, expires_at: DateTime<Utc>, purpose: LinkPurpose) -> String {
+    /// A token for `id` (an export, or a schedule for a pause link), valid until `expires_at`.
+    pub fn sign(&self, id: Uuid, expires_at: DateTime<Utc>, purpose: LinkPurpose) -> String {
         let message = format!(
             "{}.{}.{}",
-            export_id.simple(),
+            id.simple(),
             expires_at.timestamp(),
             purpose.as_str()
         );
@@ -100,7 +107,7 @@ impl LinkSigner {
         else {
             return Err(LinkError::Invalid);
         };
-        let export_id = Uuid::try_parse(id).map_err(|_| LinkError::Invalid)?;
+        let id = Uuid::try_parse(id).map_err(|_| LinkError::Invalid)?;
         let expires_at = expiry
             .parse::<i64>()
             .ok()
@@ -111,7 +118,7 @@ impl LinkSigner {
             return Err(LinkError::Expired);
         }
         Ok(Link {
-            export_id,
+            id,
             expires_at,
             purpose,
         })
@@ -133,7 +140,7 @@ mod tests {
         let now = Utc::now();
         let token = signer().sign(id, now + Duration::days(30), LinkPurpose::Download);
         let link = signer().verify(&token, now).unwrap();
-        assert_eq!(link.export_id, id);
+        assert_eq!(link.id, id);
         assert_eq!(link.purpose, LinkPurpose::Download);
         assert!(
             token

@@ -148,6 +148,7 @@ fn ready_facts(to: &str) -> ExportFacts {
             "ab12".repeat(16)
         ),
         created_at: Utc.with_ymd_and_hms(2026, 3, 4, 10, 30, 0).unwrap(),
+        backup: None,
     }
 }
 
@@ -159,6 +160,7 @@ fn failure_facts(to: &str) -> FailureFacts {
         error_code: "DATABASE_UNAVAILABLE".to_owned(),
         error_message: "The database did not answer in time <again> & \"again\".".to_owned(),
         created_at: Utc.with_ymd_and_hms(2026, 3, 4, 10, 30, 0).unwrap(),
+        backup: None,
     }
 }
 

@@ -27,7 +27,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio::io::AsyncWriteExt;
 
 pub use templates::{
-    ExportFacts, FailureFacts, escape_html, export_failed_email, export_ready_email,
+    BackupFacts, ExportFacts, FailureFacts, escape_html, export_failed_email, export_ready_email,
 };
 
 /// How long one SMTP connect or command may take before the send fails as transient.

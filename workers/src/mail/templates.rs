@@ -1,4 +1,4 @@
-//! The two export emails, as plain text and as simple inline-styled HTML (no external images,
+//! The two export emails (and their scheduled-backup variants), as plain text and as simple inline-styled HTML (no external images,
 //! fonts or stylesheets). Every value put into the HTML goes through [`escape_html`].
 
 use std::fmt;
@@ -25,6 +25,72 @@ pub struct ExportFacts {
     /// The download link; presigned, so it is a secret until it expires.
     pub link: String,
     pub created_at: DateTime<Utc>,
+    /// Set when the export is a scheduled backup.
+    pub backup: Option<BackupFacts>,
+}
+
+/// What a backup's email adds: which schedule, when the next backup runs, how to pause.
+#[derive(Clone)]
+pub struct BackupFacts {
+    pub schedule_name: String,
+    /// `every Monday at 08:00 (Africa/Nairobi)`.
+    pub cadence: String,
+    /// `Monday, 7 December 2026 at 08:00 (Africa/Nairobi)`; `None` while paused.
+    pub next_run: Option<String>,
+    pub keep_last: i32,
+    /// The signed pause link; a secret like the download link.
+    pub pause_link: String,
+}
+
+impl fmt::Debug for BackupFacts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackupFacts")
+            .field("schedule_name", &self.schedule_name)
+            .field("cadence", &self.cadence)
+            .field("next_run", &self.next_run)
+            .field("keep_last", &self.keep_last)
+            .field("pause_link", &"<redacted>")
+            .finish()
+    }
+}
+
+impl BackupFacts {
+    fn next_line(&self) -> String {
+        match &self.next_run {
+            Some(at) => format!("The next backup runs {at}."),
+            None => {
+                "This schedule is paused: no further backups run until you resume it.".to_owned()
+            }
+        }
+    }
+
+    fn text(&self) -> String {
+        format!(
+            "This is your scheduled backup \"{name}\", which runs {cadence}.\n\
+             {next}\n\
+             \n\
+             To pause these backups, open:\n\
+             \n\
+             {pause}\n",
+            name = self.schedule_name,
+            cadence = self.cadence,
+            next = self.next_line(),
+            pause = self.pause_link,
+        )
+    }
+
+    fn html(&self) -> String {
+        format!(
+            "<p style=\"padding:12px 16px;background:#f6f8fa;border-left:4px solid #1f6feb\">\
+             This is your scheduled backup <strong>{name}</strong>, which runs {cadence}.<br>{next}</p>\n\
+             <p style=\"{MUTED_STYLE}\">Don't need these backups any more? \
+             <a href=\"{pause}\" style=\"color:#1f6feb\">Pause this schedule</a>.</p>\n",
+            name = escape_html(&self.schedule_name),
+            cadence = escape_html(&self.cadence),
+            next = escape_html(&self.next_line()),
+            pause = escape_html(&self.pause_link),
+        )
+    }
 }
 
 /// Leaves the link out: it carries the download token.
@@ -55,6 +121,8 @@ pub struct FailureFacts {
     /// A reason a user can read; technical details belong in the logs, not here.
     pub error_message: String,
     pub created_at: DateTime<Utc>,
+    /// Set when the export is a scheduled backup.
+    pub backup: Option<BackupFacts>,
 }
 
 /// Longest error message quoted in a failure email, in characters.
@@ -78,25 +146,50 @@ pub fn export_ready_email(f: &ExportFacts) -> Email {
     let format = describe_format(&f.format, &f.compression);
     let requested = readable_time(f.created_at);
     let expires = readable_time(f.expires_at);
+    let (what, kept_label, kept, validity) = match &f.backup {
+        None => (
+            "export",
+            "Expires",
+            expires.clone(),
+            format!("The link works until {expires}; after that, start a new export."),
+        ),
+        Some(b) => (
+            "backup",
+            "Kept",
+            format!("while it is one of the newest {} backups", b.keep_last),
+            format!(
+                "The link works while this backup is kept (until {} newer backups exist), \
+                 at most until {expires}.",
+                b.keep_last
+            ),
+        ),
+    };
+    let backup_text = f
+        .backup
+        .as_ref()
+        .map(|b| format!("\n{}", b.text()))
+        .unwrap_or_default();
+    let backup_html = f.backup.as_ref().map(BackupFacts::html).unwrap_or_default();
 
     let text = format!(
         "Hello,\n\
          \n\
-         Your PIPELINE export of {jobs} is ready to download.\n\
+         Your PIPELINE {what} of {jobs} is ready to download.\n\
          \n\
          File:      {file}\n\
          Jobs:      {job_count}\n\
          Size:      {size}\n\
          Format:    {format}\n\
          Requested: {requested}\n\
-         Expires:   {expires}\n\
+         {kept_label}:{pad}{kept}\n\
          \n\
          Download it here:\n\
          \n\
          {link}\n\
          \n\
-         The link works until {expires}; after that, start a new export. Anyone with the \
+         {validity} Anyone with the \
          link can download the file, so please do not forward this email.\n\
+         {backup_text}\
          \n\
          Export id: {id}\n\
          \n\
@@ -104,6 +197,7 @@ pub fn export_ready_email(f: &ExportFacts) -> Email {
          PIPELINE\n",
         file = f.file_name,
         link = f.link,
+        pad = " ".repeat(11 - kept_label.len()),
         id = f.export_id,
     );
 
@@ -113,32 +207,48 @@ pub fn export_ready_email(f: &ExportFacts) -> Email {
         ("Size", size.as_str()),
         ("Format", format.as_str()),
         ("Requested", requested.as_str()),
-        ("Expires", expires.as_str()),
+        (kept_label, kept.as_str()),
     ];
     let link = escape_html(&f.link);
     let content = format!(
-        "<h1 style=\"margin:0 0 16px;font-size:20px\">Your PIPELINE export is ready</h1>\n\
-         <p>Your export of {jobs} is ready to download.</p>\n\
+        "<h1 style=\"margin:0 0 16px;font-size:20px\">{title}</h1>\n\
+         <p>Your {what} of {jobs} is ready to download.</p>\n\
          {table}\
          <p style=\"margin:24px 0\"><a href=\"{link}\" style=\"{BUTTON_STYLE}\">Download {file}</a></p>\n\
-         <p>The link works until {expires}; after that, start a new export. Anyone with the \
+         <p>{validity} Anyone with the \
          link can download the file, so please do not forward this email.</p>\n\
+         {backup_html}\
          <p style=\"{MUTED_STYLE}\">If the button does not work, copy this link into your \
          browser:<br><a href=\"{link}\" style=\"color:#1f6feb;word-break:break-all\">{link}</a></p>\n\
          <p style=\"{MUTED_STYLE}\">Export id: {id}</p>\n",
         table = facts_table(&rows),
         file = escape_html(&f.file_name),
         jobs = escape_html(&jobs),
-        expires = escape_html(&expires),
+        validity = escape_html(&validity),
+        title = escape_html(&ready_title(f.backup.as_ref())),
         id = f.export_id,
     );
 
+    let subject = match &f.backup {
+        None => format!("Your PIPELINE export is ready: {}", f.file_name),
+        Some(b) => format!(
+            "Your PIPELINE backup \"{}\" is ready: {}",
+            b.schedule_name, f.file_name
+        ),
+    };
     Email {
         to: f.to.clone(),
-        subject: format!("Your PIPELINE export is ready: {}", f.file_name),
+        subject,
         text,
-        html: page("Your PIPELINE export is ready", &content),
+        html: page(&ready_title(f.backup.as_ref()), &content),
         message_id: format!("export-{}-ready@pipeline-export", f.export_id),
+    }
+}
+
+fn ready_title(backup: Option<&BackupFacts>) -> String {
+    match backup {
+        None => "Your PIPELINE export is ready".to_owned(),
+        Some(_) => "Your PIPELINE backup is ready".to_owned(),
     }
 }
 
@@ -146,6 +256,12 @@ pub fn export_ready_email(f: &ExportFacts) -> Email {
 pub fn export_failed_email(f: &FailureFacts) -> Email {
     let reason = readable_reason(&f.error_message);
     let requested = readable_time(f.created_at);
+    let backup_text = f
+        .backup
+        .as_ref()
+        .map(|b| format!("\n{}", b.text()))
+        .unwrap_or_default();
+    let backup_html = f.backup.as_ref().map(BackupFacts::html).unwrap_or_default();
 
     let text = format!(
         "Hello,\n\
@@ -161,6 +277,7 @@ pub fn export_failed_email(f: &FailureFacts) -> Email {
          \n\
          Requested: {requested}\n\
          Export id: {id}\n\
+         {backup_text}\
          \n\
          -- \n\
          PIPELINE\n",
@@ -179,7 +296,8 @@ pub fn export_failed_email(f: &FailureFacts) -> Email {
          <li>Start the export again; most failures are temporary.</li>\n\
          <li>If it fails again, contact support and quote export id <code>{id}</code>.</li>\n\
          </ul>\n\
-         <p style=\"{MUTED_STYLE}\">Requested: {requested}<br>Export id: {id}</p>\n",
+         <p style=\"{MUTED_STYLE}\">Requested: {requested}<br>Export id: {id}</p>\n\
+         {backup_html}",
         file = escape_html(&f.file_name),
         reason = escape_html(&reason),
         code = escape_html(&f.error_code),
@@ -187,9 +305,13 @@ pub fn export_failed_email(f: &FailureFacts) -> Email {
         id = f.export_id,
     );
 
+    let subject = match &f.backup {
+        None => "Your PIPELINE export failed".to_owned(),
+        Some(b) => format!("Your PIPELINE backup \"{}\" failed", b.schedule_name),
+    };
     Email {
         to: f.to.clone(),
-        subject: "Your PIPELINE export failed".to_owned(),
+        subject,
         text,
         html: page("Your PIPELINE export failed", &content),
         message_id: format!("export-{}-failed@pipeline-export", f.export_id),
@@ -341,7 +463,50 @@ mod tests {
             link: "https://files.example.com/e/1?X-Amz-Signature=abc&X-Amz-Expires=604800"
                 .to_owned(),
             created_at: Utc.with_ymd_and_hms(2026, 3, 4, 10, 30, 0).unwrap(),
+            backup: None,
         }
+    }
+
+    fn backup() -> BackupFacts {
+        BackupFacts {
+            schedule_name: "Monday <backup>".to_owned(),
+            cadence: "every Monday at 08:00 (Africa/Nairobi)".to_owned(),
+            next_run: Some("Monday, 9 March 2026 at 08:00 (Africa/Nairobi)".to_owned()),
+            keep_last: 4,
+            pause_link: "https://exports.example.com/p/abc.1.p.def".to_owned(),
+        }
+    }
+
+    #[test]
+    fn backup_emails_name_the_schedule_the_next_run_and_the_pause_link() {
+        let mut facts = ready();
+        facts.backup = Some(backup());
+        let e = export_ready_email(&facts);
+        assert_eq!(
+            e.subject,
+            "Your PIPELINE backup \"Monday <backup>\" is ready: pipeline-jobs-2026-03-04.csv.gz"
+        );
+        assert!(e.text.contains("Monday <backup>"), "{}", e.text);
+        assert!(e.html.contains("Monday &lt;backup&gt;"), "{}", e.html);
+        for body in [&e.text, &e.html] {
+            assert!(
+                body.contains("Monday, 9 March 2026 at 08:00 (Africa/Nairobi)"),
+                "{body}"
+            );
+            assert!(
+                body.contains("https://exports.example.com/p/abc.1.p.def"),
+                "{body}"
+            );
+            assert!(body.contains("newest 4 backups"), "{body}");
+        }
+        let mut failure = failed();
+        let mut paused = backup();
+        paused.next_run = None;
+        failure.backup = Some(paused);
+        let e = export_failed_email(&failure);
+        assert_eq!(e.subject, "Your PIPELINE backup \"Monday <backup>\" failed");
+        assert!(e.text.contains("paused"), "{}", e.text);
+        assert!(e.html.contains("/p/abc.1.p.def"), "{}", e.html);
     }
 
     fn failed() -> FailureFacts {
@@ -352,6 +517,7 @@ mod tests {
             error_code: "DATABASE_UNAVAILABLE".to_owned(),
             error_message: "The database did not answer in time.".to_owned(),
             created_at: Utc.with_ymd_and_hms(2026, 3, 4, 10, 30, 0).unwrap(),
+            backup: None,
         }
     }
 

@@ -16,8 +16,11 @@ use tracing::Instrument;
 use super::Services;
 use crate::exports;
 use crate::links::LinkPurpose;
-use crate::mail::{ExportFacts, FailureFacts, export_failed_email, export_ready_email};
+use crate::mail::{
+    BackupFacts, ExportFacts, FailureFacts, export_failed_email, export_ready_email,
+};
 use crate::queue::{self, EmailKind, EmailTask};
+use crate::schedules;
 
 /// The apalis handler.
 pub async fn handle(
@@ -74,13 +77,33 @@ async fn deliver(services: &Services, task: &EmailTask) -> Result<(), Undelivere
         .bind(record.user_id)
         .fetch_one(pool)
         .await?;
+    let base = services.settings.public_base_url.trim_end_matches('/');
+    let now = services.clock.now();
+    let backup = match record.schedule_id {
+        None => None,
+        Some(id) => schedules::get_any(pool, id).await?.map(|s| {
+            let until = now + chrono::Duration::days(schedules::PAUSE_LINK_DAYS);
+            let token = services.links.sign(s.id, until, LinkPurpose::PauseSchedule);
+            BackupFacts {
+                schedule_name: s.name.clone(),
+                cadence: format!("{} ({})", s.cadence.describe(), s.timezone),
+                next_run: s.next_run().map(|at| s.readable_local(at)),
+                keep_last: s.keep_last,
+                pause_link: format!("{base}/p/{token}"),
+            }
+        }),
+    };
     let email = match task.kind {
         EmailKind::Ready => {
-            let (Some(expires_at), true) = (record.expires_at, record.is_downloadable(Utc::now()))
-            else {
+            if !record.is_downloadable(Utc::now()) {
                 tracing::info!(status = %record.status, "export is no longer downloadable; no email");
                 return Ok(());
-            };
+            }
+            // A backup its schedule keeps has no expiry: its link is bounded instead, and
+            // checked against the backup's state on every use.
+            let expires_at = record.expires_at.unwrap_or_else(|| {
+                Utc::now() + chrono::Duration::days(schedules::BACKUP_LINK_DAYS)
+            });
             let token = services
                 .links
                 .sign(record.id, expires_at, LinkPurpose::Download);
@@ -93,11 +116,9 @@ async fn deliver(services: &Services, task: &EmailTask) -> Result<(), Undelivere
                 row_count: record.row_count.unwrap_or(0).max(0) as u64,
                 byte_size: record.byte_size.unwrap_or(0).max(0) as u64,
                 expires_at,
-                link: format!(
-                    "{}/d/{token}",
-                    services.settings.public_base_url.trim_end_matches('/')
-                ),
+                link: format!("{base}/d/{token}"),
                 created_at: record.created_at,
+                backup,
             })
         }
         EmailKind::Failed => export_failed_email(&FailureFacts {
@@ -113,6 +134,7 @@ async fn deliver(services: &Services, task: &EmailTask) -> Result<(), Undelivere
                 .clone()
                 .unwrap_or_else(|| "The export could not be completed.".into()),
             created_at: record.created_at,
+            backup,
         }),
     };
     // Claims the sending: a second run of this task (a worker presumed dead that was only

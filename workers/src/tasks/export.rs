@@ -318,7 +318,8 @@ async fn forget_upload(pool: &PgPool, lease: Lease) -> Result<(), sqlx::Error> {
 }
 
 /// Marks the export succeeded with this attempt's file and, in the same transaction, queues
-/// its email.
+/// its email. A backup its schedule keeps gets no expiry; once it is recorded, the
+/// schedule's backups beyond its `keep_last` are deleted.
 async fn finish(
     services: &Services,
     record: &ExportRecord,
@@ -331,11 +332,12 @@ async fn finish(
     let pool = &services.pool;
     let retention_secs = services.settings.retention.as_secs_f64();
     let mut tx = pool.begin().await?;
-    let notify: Option<bool> = sqlx::query_scalar(
+    let finished: Option<(bool, Option<Uuid>)> = sqlx::query_as(
         "UPDATE exports SET status = 'succeeded', object_key = $6, row_count = $2, byte_size = $3, \
          sha256 = $4, rows_done = $2, bytes_written = $3, upload_id = NULL, upload_key = NULL, \
-         finished_at = now(), expires_at = now() + $5 * interval '1 second' \
-         WHERE id = $1 AND status = 'running' AND attempts = $7 RETURNING notify_email",
+         finished_at = now(), \
+         expires_at = CASE WHEN schedule_id IS NULL THEN now() + $5 * interval '1 second' END \
+         WHERE id = $1 AND status = 'running' AND attempts = $7 RETURNING notify_email, schedule_id",
     )
     .bind(record.id)
     .bind(i64::try_from(rows).unwrap_or(i64::MAX))
@@ -346,7 +348,7 @@ async fn finish(
     .bind(lease.attempt)
     .fetch_optional(&mut *tx)
     .await?;
-    match notify {
+    match finished {
         None => {
             // Cancelled, deleted or taken over while the upload completed: this attempt's
             // file is nobody's; remove it.
@@ -366,7 +368,7 @@ async fn finish(
                 .await?;
             }
         }
-        Some(notify) => {
+        Some((notify, schedule_id)) => {
             if notify {
                 enqueue_email(
                     &mut tx,
@@ -378,6 +380,17 @@ async fn finish(
             }
             tx.commit().await?;
             tracing::info!(rows, bytes, "export succeeded");
+            if let Some(schedule_id) = schedule_id {
+                // Best effort: the retention sweep prunes whatever this leaves.
+                if let Err(e) =
+                    super::retention::prune_backups(services, Some(schedule_id), 100).await
+                {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "could not prune older backups; the retention sweep will"
+                    );
+                }
+            }
         }
     }
     Ok(())

@@ -1,11 +1,12 @@
-//! The background side: apalis workers that produce exports and send their emails, and the
-//! retention sweep. Everything here is safe to run in several processes at once and to retry:
+//! The background side: apalis workers that produce exports and send their emails, the
+//! scheduler of backups, and the retention sweep. Everything here is safe to run in several processes at once and to retry:
 //! a task re-checks the export's state in the database before acting, and every final
 //! transition is a conditional UPDATE that only one attempt can win.
 
 pub mod email;
 pub mod export;
 pub mod retention;
+pub mod scheduler;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use apalis_postgres::{Config, PostgresStorage};
 use sqlx::PgPool;
 use ulid::Ulid;
 
+use crate::clock::SharedClock;
 use crate::links::LinkSigner;
 use crate::mail::Mailer;
 use crate::queue::{EMAILS_QUEUE, EXPORTS_QUEUE, EmailTask, ExportTask};
@@ -40,6 +42,8 @@ pub struct WorkerSettings {
     pub progress_interval: Duration,
     /// How often the retention sweep runs.
     pub retention_interval: Duration,
+    /// How often the scheduler looks for due backup schedules.
+    pub schedule_interval: Duration,
     /// Liveness beat of a worker; a worker silent for 3 beats is presumed dead and its tasks
     /// are taken over by another.
     pub heartbeat: Duration,
@@ -58,6 +62,7 @@ impl Default for WorkerSettings {
             concurrency: 2,
             progress_interval: Duration::from_secs(1),
             retention_interval: Duration::from_secs(60),
+            schedule_interval: Duration::from_secs(60),
             heartbeat: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(60),
         }
@@ -71,6 +76,8 @@ pub struct Services {
     pub mailer: Mailer,
     pub links: LinkSigner,
     pub settings: WorkerSettings,
+    /// What the scheduler and the emails take as now.
+    pub clock: SharedClock,
 }
 
 fn storage_config(queue: &str, settings: &WorkerSettings) -> Config {
@@ -95,6 +102,7 @@ pub async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
     let retention = tokio::spawn(retention::run(services.clone(), stop_rx.clone()));
+    let scheduler = tokio::spawn(scheduler::run(services.clone(), stop_rx.clone()));
 
     let exports = {
         let services = services.clone();
@@ -140,5 +148,6 @@ pub async fn run(
         .await;
     let _ = stop_tx.send(true);
     let _ = retention.await;
+    let _ = scheduler.await;
     result.map_err(|e| anyhow::anyhow!("worker monitor failed: {e}"))
 }

@@ -1,5 +1,6 @@
 //! Retention: files of exports past `expires_at` are deleted and the exports marked
-//! `expired`; multipart uploads that a finished export could not abort (storage was down)
+//! `expired`; backups beyond their schedule's `keep_last` likewise; backups whose schedule
+//! was deleted get the ordinary expiry; multipart uploads that a finished export could not abort (storage was down)
 //! are aborted. Rows are claimed with `FOR UPDATE SKIP LOCKED`, so any number of worker
 //! processes can sweep at once without doing the same work twice.
 
@@ -34,6 +35,46 @@ pub async fn sweep(services: &Services, batch: i64) -> anyhow::Result<usize> {
         .await?;
     tx.commit().await?;
     Ok(expired.len())
+}
+
+/// Deletes the files of up to `batch` backups beyond their schedule's `keep_last` (of one
+/// schedule, or of all) and marks them `expired`; returns how many.
+pub async fn prune_backups(
+    services: &Services,
+    schedule_id: Option<Uuid>,
+    batch: i64,
+) -> anyhow::Result<usize> {
+    let mut tx = services.pool.begin().await?;
+    let due = crate::schedules::backups_beyond_keep(&mut tx, schedule_id, batch).await?;
+    let mut pruned = Vec::with_capacity(due.len());
+    for (id, key) in due {
+        match services.storage.delete(&key).await {
+            Ok(()) => pruned.push(id),
+            Err(e) => {
+                tracing::warn!(export_id = %id, error = %e, "could not delete an old backup; will retry")
+            }
+        }
+    }
+    sqlx::query("UPDATE exports SET status = 'expired', expires_at = now() WHERE id = ANY($1)")
+        .bind(&pruned)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    if !pruned.is_empty() {
+        tracing::info!(
+            pruned = pruned.len(),
+            "retention: deleted backups beyond their schedule's keep_last"
+        );
+    }
+    Ok(pruned.len())
+}
+
+/// Gives backups whose schedule is gone the ordinary expiry. Deleting a schedule does this
+/// for its own backups; this catches any the deletion raced with (a backup finishing at
+/// that moment).
+pub async fn release_orphaned_backups(services: &Services) -> anyhow::Result<u64> {
+    let mut conn = services.pool.acquire().await?;
+    Ok(crate::schedules::release_backups(&mut conn, None, services.settings.retention).await?)
 }
 
 /// Aborts up to `batch` uploads left behind by finished exports; returns how many.
@@ -134,6 +175,20 @@ pub async fn run(services: Arc<Services>, mut stop: tokio::sync::watch::Receiver
             Ok(0) => {}
             Ok(n) => tracing::info!(aborted = n, "retention: aborted leftover uploads"),
             Err(e) => tracing::warn!(error = format!("{e:#}"), "aborting leftover uploads failed"),
+        }
+        match release_orphaned_backups(&services).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                released = n,
+                "retention: backups of deleted schedules now expire as usual"
+            ),
+            Err(e) => tracing::warn!(
+                error = format!("{e:#}"),
+                "releasing backups of deleted schedules failed"
+            ),
+        }
+        if let Err(e) = prune_backups(&services, None, 100).await {
+            tracing::warn!(error = format!("{e:#}"), "pruning old backups failed");
         }
         loop {
             match sweep(&services, 100).await {
