@@ -1,4 +1,6 @@
-//! What both benchmarks share: the benchmark database and reading a process's peak RSS.
+//! What the benchmarks share: the benchmark database, a seeded user, and reading a process's
+//! peak RSS. Each benchmark uses a part of it.
+#![allow(dead_code)]
 
 use sqlx::postgres::PgPoolOptions;
 

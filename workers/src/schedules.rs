@@ -532,14 +532,14 @@ async fn incremental_since(
 }
 
 /// Records the run of `scheduled_for` and queues its export, in the caller's transaction.
-/// `None` when that occurrence already has a run.
+/// Returns the run's id; `None` when that occurrence already has a run.
 async fn start_run(
     tx: &mut PgConnection,
     schedule: &ScheduleRecord,
     scheduled_for: DateTime<Utc>,
     trigger: Trigger,
     limits: CreateLimits,
-) -> Result<Option<RunView>, ScheduleError> {
+) -> Result<Option<Uuid>, ScheduleError> {
     let since = match schedule.mode {
         Mode::Full => None,
         Mode::Incremental => incremental_since(tx, schedule.id).await?,
@@ -582,7 +582,7 @@ async fn start_run(
         .bind(export.id)
         .execute(&mut *tx)
         .await?;
-    Ok(Some(run_view(tx, run_id).await?))
+    Ok(Some(run_id))
 }
 
 /// Runs a schedule now, outside its cadence (paused or not). `None` when it is not the
@@ -610,7 +610,8 @@ pub async fn run_now(
     // the next microsecond.
     let mut at = now;
     loop {
-        if let Some(run) = start_run(&mut tx, &schedule, at, Trigger::Manual, limits).await? {
+        if let Some(run_id) = start_run(&mut tx, &schedule, at, Trigger::Manual, limits).await? {
+            let run = run_view(&mut tx, run_id).await?;
             tx.commit().await?;
             return Ok(Some(run));
         }
