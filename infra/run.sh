@@ -43,4 +43,5 @@ fi
 
 log "serving on http://$BIND_ADDR with the workers in the same process (Ctrl-C to stop)"
 printf 'background export: curl -sS -X POST -H '\''Authorization: Bearer <token>'\'' -H '\''Content-Type: application/json'\'' -d '\''{"format":"csv","notify":{"email":true}}'\'' http://%s/api/exports\n' "$BIND_ADDR"
+printf 'weekly backup:     curl -sS -X POST -H '\''Authorization: Bearer <token>'\'' -H '\''Content-Type: application/json'\'' -d '\''{"cadence":{"weekly":{"weekday":"monday","time":"08:00"}},"timezone":"Europe/Berlin"}'\'' http://%s/api/export-schedules\n' "$BIND_ADDR"
 exec "$BIN" all
