@@ -197,7 +197,7 @@ pub fn export_ready_email(f: &ExportFacts) -> Email {
          PIPELINE\n",
         file = f.file_name,
         link = f.link,
-        pad = " ".repeat(11 - kept_label.len()),
+        pad = " ".repeat(10 - kept_label.len()),
         id = f.export_id,
     );
 
