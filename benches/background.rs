@@ -149,6 +149,7 @@ async fn main() {
             compression: Compression::Gzip,
             filters,
             notify_email: false,
+            options: Default::default(),
             origin: None,
         };
         let started = Instant::now();

@@ -15,7 +15,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use tracing::Instrument;
 use workers::engine::{ExportError, ExportPlan, run_export};
-use workers::format::file_name;
+use workers::format::{FILE_OPTION_PARAMS, FileOptions, file_name};
 use workers::sink::{ChannelSink, SinkError};
 use workers::{Compression, ExportFilters, ExportQuery, Format, Snapshot};
 
@@ -31,14 +31,21 @@ const BODY_CHUNKS_IN_FLIGHT: usize = 8;
 pub struct ExportParams {
     pub format: Format,
     pub filters: ExportFilters,
+    /// `fields`, and for CSV `bom`, `delimiter`, `escape_formulas`.
+    pub options: FileOptions,
 }
 
 impl ExportParams {
     /// Parses the raw query string. Unknown, repeated or invalid parameters are errors that
     /// name the parameter.
+    ///
+    /// Every format the engine writes is accepted (`ndjson` beyond the documented two); an
+    /// unknown one gets the documented message, which names the documented two.
     pub fn parse(query: Option<&str>) -> Result<ExportParams, ApiError> {
         let mut format = None;
         let mut filters = ExportFilters::default();
+        let mut options = FileOptions::default();
+        let mut seen_options: Vec<String> = Vec::new();
         for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
             if name == "format" {
                 if format.is_some() {
@@ -46,17 +53,27 @@ impl ExportParams {
                 }
                 let parsed = value
                     .parse::<Format>()
-                    .ok()
-                    .filter(|f| Format::SYNC.contains(f))
-                    .ok_or_else(|| ApiError::Validation(Format::expected(&Format::SYNC)))?;
+                    .map_err(|()| ApiError::Validation(Format::expected(&Format::SYNC)))?;
                 format = Some(parsed);
+            } else if FILE_OPTION_PARAMS.contains(&&*name) {
+                // `fields` may repeat (its values add up); the switches may not.
+                if name != "fields" && seen_options.iter().any(|n| *n == name) {
+                    return Err(ApiError::Validation(format!(
+                        "{name} may be given only once"
+                    )));
+                }
+                seen_options.push(name.to_string());
+                options
+                    .accept_param(&name, &value)
+                    .map_err(ApiError::Validation)?;
             } else if !filters
                 .accept_param(&name, &value)
                 .map_err(|e| ApiError::Validation(e.message))?
             {
                 return Err(ApiError::Validation(format!(
-                    "unknown query parameter {:?}; accepted: format, {}",
+                    "unknown query parameter {:?}; accepted: format, {}, {}",
                     name.chars().take(40).collect::<String>(),
+                    FILE_OPTION_PARAMS.join(", "),
                     ExportFilters::PARAMS.join(", ")
                 )));
             }
@@ -64,9 +81,12 @@ impl ExportParams {
         filters
             .validate()
             .map_err(|e| ApiError::Validation(e.message))?;
+        let format = format.unwrap_or(Format::Json);
+        options.validate(format).map_err(ApiError::Validation)?;
         Ok(ExportParams {
-            format: format.unwrap_or(Format::Json),
+            format,
             filters,
+            options,
         })
     }
 }
@@ -113,7 +133,7 @@ pub async fn export(
         ExportQuery {
             user_id: user.id,
             filters: params.filters,
-            fields: params.format.default_fields().to_vec(),
+            fields: params.options.fields_for(params.format),
             limit: state.export.max_rows,
         },
     )
@@ -147,6 +167,7 @@ pub async fn export(
         } else {
             Compression::None
         },
+        csv: params.options.csv,
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, io::Error>>(BODY_CHUNKS_IN_FLIGHT);
     let timeout = state.export.timeout;
@@ -215,7 +236,32 @@ mod tests {
         assert_eq!(ExportParams::parse(None).unwrap().format, Format::Json);
         let msg = |q: &str| ExportParams::parse(Some(q)).unwrap_err().to_string();
         assert_eq!(msg("format=xml"), r#"format must be "json" or "csv""#);
-        assert_eq!(msg("format=ndjson"), r#"format must be "json" or "csv""#);
+        assert_eq!(
+            ExportParams::parse(Some("format=ndjson")).unwrap().format,
+            Format::Ndjson
+        );
+        let p = ExportParams::parse(Some(
+            "format=csv&fields=status,company_name&fields=id&delimiter=semicolon&bom=true&escape_formulas=false",
+        ))
+        .unwrap();
+        assert_eq!(
+            p.options.fields.as_deref(),
+            Some(
+                &[
+                    workers::Field::Status,
+                    workers::Field::CompanyName,
+                    workers::Field::Id
+                ][..]
+            )
+        );
+        assert!(p.options.csv.bom && !p.options.csv.escape_formulas);
+        assert!(msg("fields=salary").starts_with("fields: unknown field \"salary\""));
+        assert!(msg("fields=id,id").contains("twice"));
+        assert!(msg("fields=").starts_with("fields"));
+        assert!(msg("format=csv&bom=yes").starts_with("bom"));
+        assert!(msg("format=csv&bom=true&bom=false").contains("only once"));
+        assert!(msg("format=csv&delimiter=pipe").starts_with("delimiter"));
+        assert!(msg("format=json&delimiter=tab").contains("only to format=csv"));
         assert_eq!(msg("format="), r#"format must be "json" or "csv""#);
         assert!(msg("format=csv&format=json").contains("only once"));
         assert!(msg("limit=5").contains("\"limit\""));

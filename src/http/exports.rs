@@ -15,6 +15,7 @@ use uuid::Uuid;
 use workers::exports::{
     self, CreateError, CreateLimits, Created, Cursor, ExportRecord, ExportRequest, ExportStatus,
 };
+use workers::format::FileOptions;
 use workers::links::LinkPurpose;
 use workers::{Compression, ExportFilters, Format};
 
@@ -46,6 +47,41 @@ pub struct CreateBody {
     filters: serde_json::Map<String, Value>,
     #[serde(default)]
     notify: Notify,
+    fields: Option<Vec<String>>,
+    bom: Option<bool>,
+    delimiter: Option<String>,
+    escape_formulas: Option<bool>,
+}
+
+/// A body's `fields` and CSV options, as the sync endpoint takes them in its query string.
+#[derive(Debug, Default)]
+pub struct OptionsBody {
+    pub fields: Option<Vec<String>>,
+    pub bom: Option<bool>,
+    pub delimiter: Option<String>,
+    pub escape_formulas: Option<bool>,
+}
+
+impl OptionsBody {
+    /// Applies the options present to `options`, then checks them against `format`.
+    pub(super) fn apply(self, options: &mut FileOptions, format: Format) -> Result<(), ApiError> {
+        if let Some(fields) = &self.fields {
+            options.fields = None;
+            options
+                .set_fields(fields.iter().map(String::as_str))
+                .map_err(ApiError::Validation)?;
+        }
+        if let Some(bom) = self.bom {
+            options.csv.bom = bom;
+        }
+        if let Some(delimiter) = &self.delimiter {
+            options.csv.delimiter = delimiter.parse().map_err(ApiError::Validation)?;
+        }
+        if let Some(escape) = self.escape_formulas {
+            options.csv.escape_formulas = escape;
+        }
+        options.validate(format).map_err(ApiError::Validation)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -58,11 +94,21 @@ struct Notify {
 impl CreateBody {
     /// Validates the body exactly as the sync endpoint validates its query string.
     fn into_request(self) -> Result<ExportRequest, ApiError> {
+        let format = parse_format(self.format.as_deref())?;
+        let mut options = FileOptions::default();
+        OptionsBody {
+            fields: self.fields,
+            bom: self.bom,
+            delimiter: self.delimiter,
+            escape_formulas: self.escape_formulas,
+        }
+        .apply(&mut options, format)?;
         Ok(ExportRequest {
-            format: parse_format(self.format.as_deref())?,
+            format,
             compression: parse_compression(self.compression.as_deref())?,
             filters: parse_filters(&self.filters)?,
             notify_email: self.notify.email,
+            options,
             origin: None,
         })
     }
@@ -218,6 +264,8 @@ async fn resource(state: &AppState, record: &ExportRecord) -> Result<Value, ApiE
         "format": record.format,
         "compression": record.compression,
         "filters": record.filters,
+        "fields": record.options.fields_for(record.format),
+        "csv": (record.format == Format::Csv).then_some(record.options.csv),
         "notify": {"email": record.notify_email},
         "progress": {
             "rows_done": record.rows_done,

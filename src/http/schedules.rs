@@ -20,7 +20,8 @@ use workers::schedules::{
 use super::AppState;
 use super::error::ApiError;
 use super::exports::{
-    ApiJson, create_error, create_limits, parse_compression, parse_filters, parse_format, parse_id,
+    ApiJson, OptionsBody, create_error, create_limits, parse_compression, parse_filters,
+    parse_format, parse_id,
 };
 use crate::auth::AuthUser;
 
@@ -39,6 +40,10 @@ pub struct ScheduleBody {
     notify: Option<Notify>,
     mode: Option<String>,
     paused: Option<bool>,
+    fields: Option<Vec<String>>,
+    bom: Option<bool>,
+    delimiter: Option<String>,
+    escape_formulas: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,6 +109,19 @@ impl ScheduleBody {
         if let Some(paused) = self.paused {
             spec.paused = paused;
         }
+        let csv_given =
+            self.bom.is_some() || self.delimiter.is_some() || self.escape_formulas.is_some();
+        if spec.format != workers::Format::Csv && !csv_given {
+            // CSV options of a schedule that is no longer CSV are dropped, not an error.
+            spec.options.csv = Default::default();
+        }
+        OptionsBody {
+            fields: self.fields,
+            bom: self.bom,
+            delimiter: self.delimiter,
+            escape_formulas: self.escape_formulas,
+        }
+        .apply(&mut spec.options, spec.format)?;
         spec.validate().map_err(ApiError::Validation)
     }
 }
@@ -125,6 +143,8 @@ fn resource(s: &ScheduleRecord) -> Value {
         "format": s.format,
         "compression": s.compression,
         "filters": s.filters,
+        "fields": s.options.fields_for(s.format),
+        "csv": (s.format == workers::Format::Csv).then_some(s.options.csv),
         "cadence": s.cadence,
         "cadence_description": s.cadence.describe(),
         "timezone": s.timezone,

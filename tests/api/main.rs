@@ -7,6 +7,7 @@ mod export;
 mod exports;
 mod faults;
 mod filters;
+mod formats;
 mod helpers;
 mod limits;
 mod schedules;

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 
 use crate::compress::{Compression, Encoder};
-use crate::format::{ExportMeta, Format};
+use crate::format::{CsvOptions, ExportMeta, Format};
 use crate::query::Snapshot;
 use crate::sink::{ByteSink, SinkError};
 
@@ -17,6 +17,8 @@ pub const CHUNK_SIZE: usize = 64 * 1024;
 pub struct ExportPlan {
     pub format: Format,
     pub compression: Compression,
+    /// How CSV is written (ignored by other formats).
+    pub csv: CsvOptions,
 }
 
 /// What an export wrote.
@@ -54,7 +56,7 @@ pub async fn run_export<S: ByteSink>(
         exported_at: snapshot.taken_at(),
         total: snapshot.exported(),
     };
-    let mut writer = plan.format.writer(&snapshot.query().fields);
+    let mut writer = plan.format.writer(&snapshot.query().fields, plan.csv);
     let mut out = Output {
         encoder: Some(plan.compression.encoder()),
         compressing: None,

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::compress::Compression;
 use crate::filters::ExportFilters;
-use crate::format::{Format, file_name};
+use crate::format::{FileOptions, Format, file_name};
 use crate::queue::{self, EXPORTS_QUEUE, ExportTask};
 
 /// Where an export is in its life.
@@ -86,11 +86,18 @@ pub struct ExportRequest {
     pub compression: Compression,
     pub filters: ExportFilters,
     pub notify_email: bool,
+    /// Fields and CSV options; the default (the documented file) leaves the hash as it was.
+    #[serde(skip_serializing_if = "is_default_options")]
+    pub options: FileOptions,
     /// Set when a schedule made the request: which schedule, for which occurrence. Part of
     /// the request's identity, so a backup is never mistaken for an identical ad-hoc export
     /// (or an earlier occurrence) that is still running.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,
+}
+
+fn is_default_options(options: &FileOptions) -> bool {
+    *options == FileOptions::default()
 }
 
 /// The schedule occurrence an export is the backup of.
@@ -126,6 +133,8 @@ pub struct ExportRecord {
     pub compression: Compression,
     #[sqlx(json)]
     pub filters: ExportFilters,
+    #[sqlx(json)]
+    pub options: FileOptions,
     pub notify_email: bool,
     pub request_hash: String,
     pub idempotency_key: Option<String>,
@@ -180,7 +189,7 @@ impl ExportRecord {
     }
 }
 
-const COLUMNS: &str = "id, user_id, status, format, compression, filters, notify_email, request_hash, \
+const COLUMNS: &str = "id, user_id, status, format, compression, filters, options, notify_email, request_hash, \
      idempotency_key, task_id, file_name, object_key, upload_id, upload_key, rows_done, rows_total, bytes_written, \
      row_count, byte_size, sha256, error_code, error_message, attempts, created_at, started_at, \
      finished_at, expires_at, email_sent_at, schedule_id";
@@ -318,8 +327,8 @@ pub async fn create_in(
     .ok_or_else(|| sqlx::Error::Protocol("a new export's task id already exists".into()))?;
     let record: ExportRecord = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO exports (id, user_id, format, compression, filters, notify_email, request_hash, \
-         idempotency_key, task_id, file_name, created_at, schedule_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {COLUMNS}"
+         idempotency_key, task_id, file_name, created_at, schedule_id, options) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {COLUMNS}"
     )))
     .bind(id)
     .bind(user_id)
@@ -333,6 +342,7 @@ pub async fn create_in(
     .bind(&name)
     .bind(now)
     .bind(request.origin.map(|o| o.schedule_id))
+    .bind(sqlx::types::Json(&request.options))
     .fetch_one(&mut *tx)
     .await?;
     Ok(Created::New(record))
@@ -478,6 +488,7 @@ mod tests {
             compression: Compression::Gzip,
             filters: ExportFilters::default(),
             notify_email: false,
+            options: FileOptions::default(),
             origin: None,
         }
     }

@@ -120,6 +120,20 @@ impl Field {
     }
 }
 
+impl serde::Serialize for Field {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Field {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Field::from_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown field {name:?}")))
+    }
+}
+
 /// One value of one field, borrowed from a [`JobRecord`]; what the writers format.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Value<'a> {

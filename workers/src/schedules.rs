@@ -26,7 +26,7 @@ use crate::cadence::{Cadence, parse_timezone};
 use crate::compress::Compression;
 use crate::exports::{self, CreateError, CreateLimits, Created, Cursor, ExportRequest, Origin};
 use crate::filters::ExportFilters;
-use crate::format::Format;
+use crate::format::{FileOptions, Format};
 
 /// Most schedules one user may have.
 pub const MAX_SCHEDULES_PER_USER: i64 = 25;
@@ -89,6 +89,8 @@ pub struct ScheduleSpec {
     pub format: Format,
     pub compression: Compression,
     pub filters: ExportFilters,
+    /// Fields and CSV options of the backups.
+    pub options: FileOptions,
     pub cadence: Cadence,
     pub timezone: Tz,
     pub keep_last: i32,
@@ -105,6 +107,7 @@ impl ScheduleSpec {
             format: Format::Json,
             compression: Compression::Gzip,
             filters: ExportFilters::default(),
+            options: FileOptions::default(),
             cadence,
             timezone: Tz::UTC,
             keep_last: 4,
@@ -126,6 +129,7 @@ impl ScheduleSpec {
         self.cadence
             .validate()
             .map_err(|m| format!("cadence: {m}"))?;
+        self.options.validate(self.format)?;
         self.filters
             .validate()
             .map_err(|e| format!("filters.{}", e.message))
@@ -163,6 +167,8 @@ pub struct ScheduleRecord {
     #[sqlx(json)]
     pub filters: ExportFilters,
     #[sqlx(json)]
+    pub options: FileOptions,
+    #[sqlx(json)]
     pub cadence: Cadence,
     pub timezone: String,
     pub keep_last: i32,
@@ -198,7 +204,7 @@ impl ScheduleRecord {
     }
 }
 
-const COLUMNS: &str = "id, user_id, name, format, compression, filters, cadence, timezone, keep_last, \
+const COLUMNS: &str = "id, user_id, name, format, compression, filters, options, cadence, timezone, keep_last, \
      notify_email, mode, paused, next_run_at, created_at, updated_at";
 
 fn select(condition: &str) -> String {
@@ -237,8 +243,8 @@ pub async fn create(
     }
     let record: ScheduleRecord = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO export_schedules (id, user_id, name, format, compression, filters, cadence, \
-         timezone, keep_last, notify_email, mode, paused, next_run_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {COLUMNS}"
+         timezone, keep_last, notify_email, mode, paused, next_run_at, options) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {COLUMNS}"
     )))
     .bind(Uuid::new_v4())
     .bind(user_id)
@@ -253,6 +259,7 @@ pub async fn create(
     .bind(spec.mode.as_str())
     .bind(spec.paused)
     .bind(spec.cadence.next_after(spec.timezone, now))
+    .bind(sqlx::types::Json(&spec.options))
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -327,7 +334,7 @@ pub async fn update(
     let record: ScheduleRecord = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE export_schedules SET name = $3, format = $4, compression = $5, filters = $6, \
          cadence = $7, timezone = $8, keep_last = $9, notify_email = $10, mode = $11, paused = $12, \
-         next_run_at = $13, updated_at = now() WHERE id = $1 AND user_id = $2 RETURNING {COLUMNS}"
+         next_run_at = $13, options = $14, updated_at = now() WHERE id = $1 AND user_id = $2 RETURNING {COLUMNS}"
     )))
     .bind(id)
     .bind(user_id)
@@ -342,6 +349,7 @@ pub async fn update(
     .bind(spec.mode.as_str())
     .bind(spec.paused)
     .bind(next_run_at)
+    .bind(sqlx::types::Json(&spec.options))
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -355,6 +363,7 @@ pub fn spec_of(record: &ScheduleRecord) -> ScheduleSpec {
         format: record.format,
         compression: record.compression,
         filters: record.filters.clone(),
+        options: record.options.clone(),
         cadence: record.cadence,
         timezone: record.tz(),
         keep_last: record.keep_last,
@@ -569,6 +578,7 @@ async fn start_run(
         compression: schedule.compression,
         filters,
         notify_email: schedule.notify_email,
+        options: schedule.options.clone(),
         origin: Some(Origin {
             schedule_id: schedule.id,
             scheduled_for,

@@ -12,7 +12,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use self::csv::CsvWriter;
+pub use self::csv::{CsvOptions, CsvWriter, Delimiter};
 pub use self::json::JsonWriter;
 pub use self::ndjson::NdjsonWriter;
 use crate::job::{Field, JobRecord};
@@ -78,10 +78,10 @@ impl Format {
     }
 
     /// A writer of this format for rows that carry `fields`.
-    pub fn writer(self, fields: &[Field]) -> Box<dyn RowWriter> {
+    pub fn writer(self, fields: &[Field], csv: CsvOptions) -> Box<dyn RowWriter> {
         match self {
             Format::Json => Box::new(JsonWriter::new(fields)),
-            Format::Csv => Box::new(CsvWriter::new(fields)),
+            Format::Csv => Box::new(CsvWriter::with_options(fields, csv)),
             Format::Ndjson => Box::new(NdjsonWriter::new(fields)),
         }
     }
@@ -117,6 +117,84 @@ impl TryFrom<String> for Format {
 impl fmt::Display for Format {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// What a caller chose about a file beyond its format: which fields, in which order, and how
+/// CSV is written. The default is the documented file.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileOptions {
+    /// A subset of the fields in the caller's order; `None` for the format's documented set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<Field>>,
+    #[serde(skip_serializing_if = "CsvOptions::is_default")]
+    pub csv: CsvOptions,
+}
+
+/// The query parameters (and body fields) [`FileOptions`] reads.
+pub const FILE_OPTION_PARAMS: [&str; 4] = ["fields", "bom", "delimiter", "escape_formulas"];
+
+impl FileOptions {
+    /// The fields a file of `format` carries.
+    pub fn fields_for(&self, format: Format) -> Vec<Field> {
+        self.fields
+            .clone()
+            .unwrap_or_else(|| format.default_fields().to_vec())
+    }
+
+    /// Sets `fields` from names (each may hold several, comma-separated). Errors name the
+    /// offending field.
+    pub fn set_fields<'a>(
+        &mut self,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), String> {
+        let mut fields = self.fields.take().unwrap_or_default();
+        for name in names.into_iter().flat_map(|n| n.split(',')).map(str::trim) {
+            let field = Field::from_name(name).ok_or_else(|| {
+                format!(
+                    "fields: unknown field {:?}; accepted: {}",
+                    name.chars().take(40).collect::<String>(),
+                    Field::ALL.map(Field::name).join(", ")
+                )
+            })?;
+            if fields.contains(&field) {
+                return Err(format!("fields: {name:?} is listed twice"));
+            }
+            fields.push(field);
+        }
+        if fields.is_empty() {
+            return Err("fields: name at least one field".into());
+        }
+        self.fields = Some(fields);
+        Ok(())
+    }
+
+    /// Takes one query parameter. `Ok(false)` when `name` is not a file option.
+    pub fn accept_param(&mut self, name: &str, value: &str) -> Result<bool, String> {
+        let boolean = |v: &str| match v {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(format!("{name} must be true or false")),
+        };
+        match name {
+            "fields" => self.set_fields([value])?,
+            "bom" => self.csv.bom = boolean(value)?,
+            "escape_formulas" => self.csv.escape_formulas = boolean(value)?,
+            "delimiter" => self.csv.delimiter = value.parse()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// CSV options make sense only for CSV.
+    pub fn validate(&self, format: Format) -> Result<(), String> {
+        if format != Format::Csv && !self.csv.is_default() {
+            return Err(format!(
+                "bom, delimiter and escape_formulas apply only to format=csv (not {format})"
+            ));
+        }
+        Ok(())
     }
 }
 

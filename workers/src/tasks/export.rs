@@ -250,7 +250,7 @@ async fn produce(
         ExportQuery {
             user_id: record.user_id,
             filters: record.filters.clone(),
-            fields: record.format.default_fields().to_vec(),
+            fields: record.options.fields_for(record.format),
             limit: None,
         },
     )
@@ -283,6 +283,7 @@ async fn produce(
     let plan = ExportPlan {
         format: record.format,
         compression: record.compression,
+        csv: record.options.csv,
     };
     let summary = match run_export(snapshot, plan, &mut sink).await {
         Ok(summary) => summary,
