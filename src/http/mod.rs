@@ -5,6 +5,7 @@ mod export;
 mod exports;
 mod extract;
 mod health;
+mod import;
 mod links;
 mod schedules;
 
@@ -105,6 +106,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/export-schedules/{id}/run", post(schedules::run_now))
         .route("/api/export-schedules/{id}/runs", get(schedules::runs))
+        .route("/api/import", post(import::import))
         .route("/d/{token}", get(links::follow))
         .route("/p/{token}", get(links::pause_page).post(links::pause))
         .route("/healthz", get(health::healthz))

@@ -9,5 +9,6 @@ mod faults;
 mod filters;
 mod formats;
 mod helpers;
+mod import;
 mod limits;
 mod schedules;

@@ -20,6 +20,7 @@ pub mod engine;
 pub mod exports;
 pub mod filters;
 pub mod format;
+pub mod import;
 pub mod job;
 pub mod links;
 pub mod mail;
