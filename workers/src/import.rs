@@ -510,6 +510,141 @@ mod tests {
         );
     }
 
+    mod round_trip {
+        use super::super::*;
+        use crate::format::{ExportMeta, Format, RowWriter};
+        use crate::job::JobRecord;
+        use chrono::TimeZone;
+        use proptest::prelude::*;
+
+        fn text() -> impl Strategy<Value = String> {
+            // Quotes, backslashes, newlines, control characters, emoji, long text.
+            prop_oneof![
+                any::<String>(),
+                "[\"\\\\\n\r\t\u{0}-\u{1f}\u{7f}é東😀]{0,40}",
+                "x{0,2000}",
+            ]
+        }
+
+        fn time() -> impl Strategy<Value = DateTime<Utc>> {
+            (0i64..4_000_000_000, 0u32..1_000_000)
+                .prop_map(|(s, us)| Utc.timestamp_opt(s, us * 1000).unwrap())
+        }
+
+        prop_compose! {
+            fn job()(
+                id in any::<u128>(),
+                company_name in text(),
+                job_title in text(),
+                status in prop::sample::select(vec!["saved", "applied", "interview", "offer", "rejected"]),
+                notes in prop::option::of(text()),
+                source in prop::option::of(text()),
+                is_remote in any::<bool>(),
+                salary in prop::option::of(any::<i32>()),
+                score in prop::option::of(0i32..=100),
+                tags in prop::collection::vec(text(), 0..4),
+                applied_at in prop::option::of(time()),
+                created_at in time(),
+                updated_at in time(),
+            ) -> JobRecord {
+                JobRecord {
+                    id: Uuid::from_u128(id),
+                    company_name,
+                    job_title,
+                    status: status.into(),
+                    notes,
+                    source,
+                    is_remote,
+                    salary_range_max: salary,
+                    ai_match_score: score,
+                    tags,
+                    applied_at,
+                    created_at,
+                    updated_at,
+                    ..JobRecord::default()
+                }
+            }
+        }
+
+        fn as_record(j: &ImportedJob) -> JobRecord {
+            JobRecord {
+                id: j.id,
+                company_name: j.company_name.clone(),
+                job_title: j.job_title.clone(),
+                status: j.status.clone(),
+                source: j.source.clone(),
+                location: j.location.clone(),
+                is_remote: j.is_remote,
+                job_url: j.job_url.clone(),
+                job_description: j.job_description.clone(),
+                salary_range_min: j.salary_range_min,
+                salary_range_max: j.salary_range_max,
+                ai_match_score: j.ai_match_score,
+                ai_reasoning: j.ai_reasoning.clone(),
+                notes: j.notes.clone(),
+                tags: j.tags.clone(),
+                applied_at: j.applied_at,
+                interview_at: j.interview_at,
+                offer_at: j.offer_at,
+                rejected_at: j.rejected_at,
+                scraped_at: j.scraped_at,
+                created_at: j.created_at,
+                updated_at: j.updated_at,
+            }
+        }
+
+        fn write(format: Format, jobs: &[JobRecord]) -> Vec<u8> {
+            let mut w: Box<dyn RowWriter> = format.writer(&Field::ALL, Default::default());
+            let mut out = Vec::new();
+            let meta = ExportMeta {
+                exported_at: Utc.timestamp_opt(1_767_225_600, 0).unwrap(),
+                total: jobs.len() as u64,
+            };
+            w.begin(&mut out, &meta);
+            for job in jobs {
+                w.row(&mut out, job);
+            }
+            w.finish(&mut out);
+            out
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            /// Whatever the JSON writer writes, the import reads back as the same jobs.
+            #[test]
+            fn the_import_reads_back_what_the_json_writer_wrote(jobs in prop::collection::vec(job(), 0..6)) {
+                let file = write(Format::Json, &jobs);
+                let (tx, mut rx) = mpsc::channel(100);
+                let total = parse(std::io::Cursor::new(file), &tx).map_err(|e| e.to_string());
+                drop(tx);
+                prop_assert_eq!(total, Ok(jobs.len() as u64));
+                for (i, expected) in jobs.iter().enumerate() {
+                    match rx.try_recv().unwrap() {
+                        Item::Job(index, job) => {
+                            prop_assert_eq!(index, i as u64);
+                            prop_assert_eq!(&as_record(&job), expected);
+                        }
+                        Item::Rejected(r) => prop_assert!(false, "rejected: {:?}", r),
+                    }
+                }
+            }
+
+            /// NDJSON lines parse back to the same jobs.
+            #[test]
+            fn ndjson_lines_read_back(jobs in prop::collection::vec(job(), 0..6)) {
+                let file = String::from_utf8(write(Format::Ndjson, &jobs)).unwrap();
+                let lines: Vec<&str> = file.split_terminator('\n').collect();
+                prop_assert_eq!(lines.len(), jobs.len());
+                for (line, expected) in lines.iter().zip(&jobs) {
+                    let value: serde_json::Value = serde_json::from_str(line).unwrap();
+                    let job = ImportedJob::from_value(value).unwrap();
+                    prop_assert_eq!(&as_record(&job), expected);
+                }
+            }
+        }
+    }
+
     #[test]
     fn invalid_files_say_why() {
         for (file, says) in [
