@@ -139,6 +139,9 @@ pub async fn export(
     )
     .await?;
 
+    if let Some(reason) = workers::engine::unwritable(params.format, snapshot.exported()) {
+        return Err(ApiError::Validation(reason));
+    }
     let matching = snapshot.matching();
     let truncated = snapshot.exported() < matching;
     let name = file_name(snapshot.taken_at(), params.format);

@@ -246,3 +246,138 @@ async fn background_exports_take_the_same_options_and_write_the_same_bytes() {
         assert!(message.contains(field), "{bad}: {message}");
     }
 }
+
+/// The `Jobs` and `Export` sheets of a workbook.
+fn read_xlsx(bytes: &[u8]) -> (Vec<Vec<calamine::Data>>, Vec<Vec<calamine::Data>>) {
+    use calamine::Reader;
+    let mut book: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    assert_eq!(book.sheet_names(), ["Jobs", "Export"]);
+    let rows = |r: calamine::Range<calamine::Data>| r.rows().map(<[_]>::to_vec).collect::<Vec<_>>();
+    (
+        rows(book.worksheet_range("Jobs").unwrap()),
+        rows(book.worksheet_range("Export").unwrap()),
+    )
+}
+
+/// Checks a workbook's `Jobs` sheet against the JSON export, cell by cell and type by type.
+fn assert_sheet_matches(sheet: &[Vec<calamine::Data>], fields: &[&str], jobs: &[Value]) {
+    use calamine::Data;
+    let header: Vec<String> = sheet[0].iter().map(|c| c.to_string()).collect();
+    assert_eq!(header, fields);
+    assert_eq!(
+        sheet.len(),
+        jobs.len() + 1,
+        "a row per job after the header"
+    );
+    for (row, job) in sheet[1..].iter().zip(jobs) {
+        for (i, field) in fields.iter().enumerate() {
+            let cell = row.get(i).cloned().unwrap_or(Data::Empty);
+            let expected = &job[*field];
+            match (expected, &cell) {
+                (Value::Null, Data::Empty) => {}
+                // A spreadsheet has no empty text: "" is a blank cell, like NULL.
+                (Value::String(s), Data::Empty) if s.is_empty() => {}
+                (Value::Array(tags), Data::Empty) => assert!(tags.is_empty()),
+                (Value::Array(tags), Data::String(s)) => {
+                    let joined: Vec<&str> = tags.iter().map(|t| t.as_str().unwrap()).collect();
+                    assert_eq!(s, &joined.join("; "));
+                }
+                (Value::Bool(b), Data::Bool(c)) => assert_eq!(b, c),
+                (Value::Number(n), Data::Float(f)) => assert_eq!(n.as_f64().unwrap(), *f),
+                (Value::String(s), Data::DateTime(t)) => {
+                    let want = crate::helpers::at(s).naive_utc();
+                    let got = t.as_datetime().unwrap();
+                    let off = (want - got).num_microseconds().unwrap().abs();
+                    assert!(off <= 1_000, "{field}: {want} vs {got}");
+                }
+                (Value::String(s), Data::String(c)) => assert_eq!(s, c, "{field}"),
+                (e, c) => panic!("{field}: {e} written as {c:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn xlsx_is_a_typed_workbook_with_its_metadata() {
+    let app = TestApp::spawn().await;
+    let user = user_with_tricky_job(&app).await;
+    let jobs = json_jobs(&app, &user.token).await;
+    let response = app.export(&user.token, "format=xlsx").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    );
+    let disposition = response.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(disposition.ends_with(".xlsx\""), "{disposition}");
+    let bytes = response.bytes().await.unwrap();
+    let (sheet, about) = read_xlsx(&bytes);
+    let csv_fields: Vec<&str> = workers::Field::CSV.iter().map(|f| f.name()).collect();
+    assert_sheet_matches(&sheet, &csv_fields, &jobs);
+    // The formula-like text is a plain string cell, exactly as stored.
+    assert!(
+        sheet.iter().any(|r| r[1]
+            == calamine::Data::String("=HYPERLINK(\"http://evil.example\",\"click\")".into()))
+    );
+    let about: Vec<(String, String)> = about
+        .iter()
+        .map(|r| (r[0].to_string(), r[1].to_string()))
+        .collect();
+    assert_eq!(about[1], ("Jobs".to_owned(), jobs.len().to_string()));
+    assert_eq!(about[0].0, "Exported at");
+
+    // Chosen fields, filtered; the metadata sheet names the filters.
+    let bytes = body(
+        &app,
+        &user.token,
+        "format=xlsx&fields=company_name,is_remote,created_at&status=applied",
+    )
+    .await;
+    let (sheet, about) = read_xlsx(&bytes);
+    let applied: Vec<Value> = jobs
+        .iter()
+        .filter(|j| j["status"] == "applied")
+        .cloned()
+        .collect();
+    assert_sheet_matches(
+        &sheet,
+        &["company_name", "is_remote", "created_at"],
+        &applied,
+    );
+    assert!(
+        about[2][1].to_string().contains("applied"),
+        "{:?}",
+        about[2]
+    );
+}
+
+#[tokio::test]
+async fn background_xlsx_exports_are_the_same_workbook() {
+    let app = TestApp::spawn_with_workers(|_| {}).await;
+    let user = user_with_tricky_job(&app).await;
+    let jobs = json_jobs(&app, &user.token).await;
+    let created = app
+        .start_export(
+            &user.token,
+            json!({"format": "xlsx", "compression": "none"}),
+        )
+        .await;
+    let done = app
+        .wait_finished(&user.token, created["id"].as_str().unwrap())
+        .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert!(done["file_name"].as_str().unwrap().ends_with(".xlsx"));
+    let stored = reqwest::get(done["download_url"].as_str().unwrap())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let (sheet, _) = read_xlsx(&stored);
+    let csv_fields: Vec<&str> = workers::Field::CSV.iter().map(|f| f.name()).collect();
+    assert_sheet_matches(&sheet, &csv_fields, &jobs);
+}

@@ -41,6 +41,22 @@ pub enum ExportError {
     /// complete and must not be presented as such.
     #[error("export wrote {written} rows but its snapshot counted {expected}")]
     RowCount { expected: u64, written: u64 },
+    /// The export cannot be written in this format (an XLSX of more rows than Excel holds).
+    #[error("{0}")]
+    Unwritable(String),
+    /// The format's writer failed (building a workbook).
+    #[error("writing the file: {0}")]
+    Writer(std::io::Error),
+}
+
+/// Why `total` jobs cannot be written as `format`, if they cannot.
+pub fn unwritable(format: Format, total: u64) -> Option<String> {
+    (format == Format::Xlsx && total > crate::format::XLSX_MAX_ROWS).then(|| {
+        format!(
+            "an xlsx file holds at most 1,048,575 jobs and this export has {total}; \
+             use format=csv (Excel opens it too) or narrow it with filters"
+        )
+    })
 }
 
 /// Writes the snapshot's rows to `sink` and closes the snapshot.
@@ -56,7 +72,13 @@ pub async fn run_export<S: ByteSink>(
         exported_at: snapshot.taken_at(),
         total: snapshot.exported(),
     };
-    let mut writer = plan.format.writer(&snapshot.query().fields, plan.csv);
+    if let Some(reason) = unwritable(plan.format, meta.total) {
+        return Err(ExportError::Unwritable(reason));
+    }
+    let filters = serde_json::to_string(&snapshot.query().filters).unwrap_or_default();
+    let mut writer = plan
+        .format
+        .writer(&snapshot.query().fields, plan.csv, &filters);
     let mut out = Output {
         encoder: Some(plan.compression.encoder()),
         compressing: None,
@@ -76,6 +98,32 @@ pub async fn run_export<S: ByteSink>(
         }
     }
     writer.finish(&mut out.buf);
+    // A file built aside (XLSX) is built on the blocking pool, then streamed like the rest.
+    let (_writer, file) = tokio::task::spawn_blocking(move || {
+        let file = writer.take_file();
+        (writer, file)
+    })
+    .await
+    .map_err(|e| ExportError::Writer(std::io::Error::other(e)))?;
+    if let Some(file) = file.map_err(ExportError::Writer)? {
+        use tokio::io::AsyncReadExt;
+        let mut file = tokio::fs::File::from_std(file);
+        loop {
+            let start = out.buf.len();
+            out.buf.resize(start + CHUNK_SIZE, 0);
+            let n = file
+                .read(&mut out.buf[start..])
+                .await
+                .map_err(ExportError::Writer)?;
+            out.buf.truncate(start + n);
+            if n == 0 {
+                break;
+            }
+            if out.buf.len() >= CHUNK_SIZE {
+                out.flush(sink).await?;
+            }
+        }
+    }
     out.flush(sink).await?;
     let summary = out.finish(sink).await?;
     snapshot.close().await?;
@@ -154,5 +202,21 @@ impl Output {
         let tail = encoder.finish();
         self.send(sink, tail).await?;
         Ok(self.summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_xlsx_past_excels_rows_is_refused_before_it_starts() {
+        assert_eq!(unwritable(Format::Xlsx, 1_048_575), None);
+        let reason = unwritable(Format::Xlsx, 1_048_576).unwrap();
+        assert!(
+            reason.contains("1,048,575") && reason.contains("csv"),
+            "{reason}"
+        );
+        assert_eq!(unwritable(Format::Csv, 5_000_000), None);
     }
 }

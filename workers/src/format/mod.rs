@@ -5,6 +5,7 @@
 mod csv;
 mod json;
 mod ndjson;
+mod xlsx;
 
 use std::fmt;
 use std::str::FromStr;
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 pub use self::csv::{CsvOptions, CsvWriter, Delimiter};
 pub use self::json::JsonWriter;
 pub use self::ndjson::NdjsonWriter;
+pub use self::xlsx::{MAX_ROWS as XLSX_MAX_ROWS, XlsxWriter};
 use crate::job::{Field, JobRecord};
 
 /// What a file says about itself before its rows.
@@ -31,6 +33,12 @@ pub trait RowWriter: Send {
     fn begin(&mut self, out: &mut Vec<u8>, meta: &ExportMeta);
     fn row(&mut self, out: &mut Vec<u8>, job: &JobRecord);
     fn finish(&mut self, out: &mut Vec<u8>);
+
+    /// A writer that builds its file aside (XLSX) hands it over here, after `finish`; the
+    /// engine streams it. Blocking: the engine calls it on the blocking pool.
+    fn take_file(&mut self) -> std::io::Result<Option<std::fs::File>> {
+        Ok(None)
+    }
 }
 
 /// An export file format.
@@ -40,11 +48,12 @@ pub enum Format {
     Json,
     Csv,
     Ndjson,
+    Xlsx,
 }
 
 impl Format {
     /// Every format the engine writes (background exports offer them all).
-    pub const ALL: [Format; 3] = [Format::Json, Format::Csv, Format::Ndjson];
+    pub const ALL: [Format; 4] = [Format::Json, Format::Csv, Format::Ndjson, Format::Xlsx];
     /// The formats of the documented synchronous endpoint.
     pub const SYNC: [Format; 2] = [Format::Json, Format::Csv];
 
@@ -53,6 +62,7 @@ impl Format {
             Format::Json => "json",
             Format::Csv => "csv",
             Format::Ndjson => "ndjson",
+            Format::Xlsx => "xlsx",
         }
     }
 
@@ -66,6 +76,7 @@ impl Format {
             Format::Json => "application/json",
             Format::Csv => "text/csv; charset=utf-8",
             Format::Ndjson => "application/x-ndjson",
+            Format::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         }
     }
 
@@ -73,13 +84,16 @@ impl Format {
     pub fn default_fields(self) -> &'static [Field] {
         match self {
             Format::Json | Format::Ndjson => &Field::ALL,
-            Format::Csv => &Field::CSV,
+            // A spreadsheet gets the CSV columns.
+            Format::Csv | Format::Xlsx => &Field::CSV,
         }
     }
 
     /// A writer of this format for rows that carry `fields`.
-    pub fn writer(self, fields: &[Field], csv: CsvOptions) -> Box<dyn RowWriter> {
+    /// `filters` describes the export's filters, for formats that say so (XLSX).
+    pub fn writer(self, fields: &[Field], csv: CsvOptions, filters: &str) -> Box<dyn RowWriter> {
         match self {
+            Format::Xlsx => Box::new(XlsxWriter::new(fields, filters.to_owned())),
             Format::Json => Box::new(JsonWriter::new(fields)),
             Format::Csv => Box::new(CsvWriter::with_options(fields, csv)),
             Format::Ndjson => Box::new(NdjsonWriter::new(fields)),
@@ -220,7 +234,7 @@ mod tests {
         );
         assert_eq!(
             Format::expected(&Format::ALL),
-            r#"format must be "json", "csv" or "ndjson""#
+            r#"format must be "json", "csv", "ndjson" or "xlsx""#
         );
     }
 

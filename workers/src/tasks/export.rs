@@ -71,6 +71,10 @@ impl From<ExportError> for Failure {
     fn from(e: ExportError) -> Self {
         match e {
             ExportError::Database(e) => e.into(),
+            ExportError::Unwritable(message) => Failure::Permanent {
+                code: "VALIDATION_ERROR",
+                message,
+            },
             ExportError::Sink(SinkError::Failed(inner)) => match inner.downcast::<StorageError>() {
                 Ok(storage) => (*storage).into(),
                 Err(other) => Failure::Retryable {
