@@ -51,12 +51,17 @@ pub enum ExportError {
 
 /// Why `total` jobs cannot be written as `format`, if they cannot.
 pub fn unwritable(format: Format, total: u64) -> Option<String> {
-    (format == Format::Xlsx && total > crate::format::XLSX_MAX_ROWS).then(|| {
-        format!(
+    match format {
+        Format::Xlsx if total > crate::format::XLSX_MAX_ROWS => Some(format!(
             "an xlsx file holds at most 1,048,575 jobs and this export has {total}; \
              use format=csv (Excel opens it too) or narrow it with filters"
-        )
-    })
+        )),
+        Format::Pdf if total > crate::format::PDF_MAX_ROWS => Some(format!(
+            "a pdf report lists at most 10,000 jobs and this export has {total}; \
+             narrow it with filters (e.g. created_from) or use format=xlsx or csv"
+        )),
+        _ => None,
+    }
 }
 
 /// Writes the snapshot's rows to `sink` and closes the snapshot.
@@ -75,10 +80,8 @@ pub async fn run_export<S: ByteSink>(
     if let Some(reason) = unwritable(plan.format, meta.total) {
         return Err(ExportError::Unwritable(reason));
     }
-    let filters = serde_json::to_string(&snapshot.query().filters).unwrap_or_default();
-    let mut writer = plan
-        .format
-        .writer(&snapshot.query().fields, plan.csv, &filters);
+    let query = snapshot.query();
+    let mut writer = plan.format.writer(&query.fields, plan.csv, &query.filters);
     let mut out = Output {
         encoder: Some(plan.compression.encoder()),
         compressing: None,
@@ -218,5 +221,11 @@ mod tests {
             "{reason}"
         );
         assert_eq!(unwritable(Format::Csv, 5_000_000), None);
+        assert_eq!(unwritable(Format::Pdf, 10_000), None);
+        let reason = unwritable(Format::Pdf, 10_001).unwrap();
+        assert!(
+            reason.contains("10,000") && reason.contains("filters"),
+            "{reason}"
+        );
     }
 }

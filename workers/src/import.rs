@@ -594,7 +594,8 @@ mod tests {
         }
 
         fn write(format: Format, jobs: &[JobRecord]) -> Vec<u8> {
-            let mut w: Box<dyn RowWriter> = format.writer(&Field::ALL, Default::default(), "");
+            let mut w: Box<dyn RowWriter> =
+                format.writer(&Field::ALL, Default::default(), &Default::default());
             let mut out = Vec::new();
             let meta = ExportMeta {
                 exported_at: Utc.timestamp_opt(1_767_225_600, 0).unwrap(),

@@ -5,6 +5,7 @@
 mod csv;
 mod json;
 mod ndjson;
+pub mod pdf;
 mod xlsx;
 
 use std::fmt;
@@ -16,7 +17,9 @@ use serde::{Deserialize, Serialize};
 pub use self::csv::{CsvOptions, CsvWriter, Delimiter};
 pub use self::json::JsonWriter;
 pub use self::ndjson::NdjsonWriter;
+pub use self::pdf::{MAX_ROWS as PDF_MAX_ROWS, PdfWriter};
 pub use self::xlsx::{MAX_ROWS as XLSX_MAX_ROWS, XlsxWriter};
+use crate::filters::ExportFilters;
 use crate::job::{Field, JobRecord};
 
 /// What a file says about itself before its rows.
@@ -49,13 +52,26 @@ pub enum Format {
     Csv,
     Ndjson,
     Xlsx,
+    Pdf,
 }
 
 impl Format {
     /// Every format the engine writes (background exports offer them all).
-    pub const ALL: [Format; 4] = [Format::Json, Format::Csv, Format::Ndjson, Format::Xlsx];
+    pub const ALL: [Format; 5] = [
+        Format::Json,
+        Format::Csv,
+        Format::Ndjson,
+        Format::Xlsx,
+        Format::Pdf,
+    ];
     /// The formats of the documented synchronous endpoint.
     pub const SYNC: [Format; 2] = [Format::Json, Format::Csv];
+
+    /// Whether the synchronous endpoint serves this format. A PDF report is built whole
+    /// before its first byte and takes seconds for thousands of jobs: background only.
+    pub const fn streams(self) -> bool {
+        !matches!(self, Format::Pdf)
+    }
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -63,6 +79,18 @@ impl Format {
             Format::Csv => "csv",
             Format::Ndjson => "ndjson",
             Format::Xlsx => "xlsx",
+            Format::Pdf => "pdf",
+        }
+    }
+
+    /// How a background export of this format is compressed when the request does not say:
+    /// gzip, except for formats that are compressed inside already (an xlsx is a zip
+    /// archive, a pdf's streams are deflated), where gzip would gain little and make the
+    /// file harder to open.
+    pub const fn default_compression(self) -> crate::Compression {
+        match self {
+            Format::Xlsx | Format::Pdf => crate::Compression::None,
+            Format::Json | Format::Csv | Format::Ndjson => crate::Compression::Gzip,
         }
     }
 
@@ -77,6 +105,7 @@ impl Format {
             Format::Csv => "text/csv; charset=utf-8",
             Format::Ndjson => "application/x-ndjson",
             Format::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            Format::Pdf => "application/pdf",
         }
     }
 
@@ -86,14 +115,25 @@ impl Format {
             Format::Json | Format::Ndjson => &Field::ALL,
             // A spreadsheet gets the CSV columns.
             Format::Csv | Format::Xlsx => &Field::CSV,
+            // A report reads what its summary and table show.
+            Format::Pdf => &pdf::FIELDS,
         }
     }
 
     /// A writer of this format for rows that carry `fields`.
-    /// `filters` describes the export's filters, for formats that say so (XLSX).
-    pub fn writer(self, fields: &[Field], csv: CsvOptions, filters: &str) -> Box<dyn RowWriter> {
+    /// `filters` are the export's, for formats that describe them (XLSX, PDF).
+    pub fn writer(
+        self,
+        fields: &[Field],
+        csv: CsvOptions,
+        filters: &ExportFilters,
+    ) -> Box<dyn RowWriter> {
         match self {
-            Format::Xlsx => Box::new(XlsxWriter::new(fields, filters.to_owned())),
+            Format::Xlsx => Box::new(XlsxWriter::new(
+                fields,
+                serde_json::to_string(filters).unwrap_or_default(),
+            )),
+            Format::Pdf => Box::new(PdfWriter::new(filters)),
             Format::Json => Box::new(JsonWriter::new(fields)),
             Format::Csv => Box::new(CsvWriter::with_options(fields, csv)),
             Format::Ndjson => Box::new(NdjsonWriter::new(fields)),
@@ -201,8 +241,14 @@ impl FileOptions {
         Ok(true)
     }
 
-    /// CSV options make sense only for CSV.
+    /// CSV options make sense only for CSV; a PDF report has a fixed layout.
     pub fn validate(&self, format: Format) -> Result<(), String> {
+        if format == Format::Pdf && self.fields.is_some() {
+            return Err(
+                "fields: a pdf report has a fixed layout; choose fields with csv, json, ndjson or xlsx"
+                    .into(),
+            );
+        }
         if format != Format::Csv && !self.csv.is_default() {
             return Err(format!(
                 "bom, delimiter and escape_formulas apply only to format=csv (not {format})"
@@ -234,7 +280,7 @@ mod tests {
         );
         assert_eq!(
             Format::expected(&Format::ALL),
-            r#"format must be "json", "csv", "ndjson" or "xlsx""#
+            r#"format must be "json", "csv", "ndjson", "xlsx" or "pdf""#
         );
     }
 
