@@ -82,12 +82,12 @@ pub struct ScheduleCreateArgs {
     /// A name for the schedule (default: "Weekly backup" and the like).
     #[arg(long)]
     pub name: Option<String>,
-    /// csv, json or ndjson.
+    /// json, csv, ndjson, xlsx or pdf (a report).
     #[arg(long, default_value = "json")]
     pub format: String,
-    /// gzip or none.
-    #[arg(long, default_value = "gzip")]
-    pub compression: String,
+    /// gzip or none (default: gzip, but none for xlsx and pdf).
+    #[arg(long)]
+    pub compression: Option<String>,
     /// How many successful backups to keep.
     #[arg(long, default_value_t = 4)]
     pub keep_last: i32,
@@ -288,10 +288,12 @@ impl ScheduleCreateArgs {
             .format
             .parse()
             .map_err(|()| usage(workers::Format::expected(&workers::Format::ALL)))?;
-        spec.compression = self
-            .compression
-            .parse()
-            .map_err(|()| usage("--compression must be gzip or none"))?;
+        spec.compression = match &self.compression {
+            None => spec.format.default_compression(),
+            Some(c) => c
+                .parse()
+                .map_err(|()| usage("--compression must be gzip or none"))?,
+        };
         spec.keep_last = self.keep_last;
         spec.mode = self.mode.parse().map_err(|m| usage(format!("--{m}")))?;
         spec.notify_email = !self.no_email;
@@ -383,6 +385,10 @@ async fn services(
     worker: &WorkerArgs,
     shutdown_grace: std::time::Duration,
 ) -> anyhow::Result<std::sync::Arc<workers::tasks::Services>> {
+    if !worker.pdf_fallback_fonts.is_empty() {
+        workers::format::pdf::use_fallback_fonts(&worker.pdf_fallback_fonts)
+            .map_err(|e| anyhow::anyhow!("PDF_FALLBACK_FONTS: {e}"))?;
+    }
     let storage = workers::storage::Storage::from_config(&background.storage)
         .await
         .context("configuring storage")?;

@@ -344,6 +344,12 @@ pub struct WorkerArgs {
     /// long after its time).
     #[arg(long, env = "SCHEDULE_INTERVAL", default_value = "1m")]
     pub schedule_interval: DurationArg,
+
+    /// Font files (TrueType/OpenType, `:`-separated) that PDF reports fall back to for
+    /// characters DejaVu Sans lacks (Chinese, Japanese, Korean). Unset: the first common
+    /// system CJK font found (Noto Sans CJK, Droid Sans Fallback, WenQuanYi Zen Hei).
+    #[arg(long, env = "PDF_FALLBACK_FONTS", value_delimiter = ':')]
+    pub pdf_fallback_fonts: Vec<std::path::PathBuf>,
 }
 
 /// Settings of the HTTP front.

@@ -54,6 +54,12 @@ impl ExportParams {
                 let parsed = value
                     .parse::<Format>()
                     .map_err(|()| ApiError::Validation(Format::expected(&Format::SYNC)))?;
+                if !parsed.streams() {
+                    return Err(ApiError::Validation(format!(
+                        "format={parsed} is built whole before it is sent: request it with \
+                         POST /api/exports (a background export), or use json, csv, ndjson or xlsx here"
+                    )));
+                }
                 format = Some(parsed);
             } else if FILE_OPTION_PARAMS.contains(&&*name) {
                 // `fields` may repeat (its values add up); the switches may not.
@@ -266,6 +272,7 @@ mod tests {
         assert!(msg("format=csv&delimiter=pipe").starts_with("delimiter"));
         assert!(msg("format=json&delimiter=tab").contains("only to format=csv"));
         assert_eq!(msg("format="), r#"format must be "json" or "csv""#);
+        assert!(msg("format=pdf").contains("POST /api/exports"));
         assert!(msg("format=csv&format=json").contains("only once"));
         assert!(msg("limit=5").contains("\"limit\""));
         assert!(msg("status=hired").starts_with("status"));

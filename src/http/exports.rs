@@ -105,7 +105,7 @@ impl CreateBody {
         .apply(&mut options, format)?;
         Ok(ExportRequest {
             format,
-            compression: parse_compression(self.compression.as_deref())?,
+            compression: parse_compression(self.compression.as_deref(), format)?,
             filters: parse_filters(&self.filters)?,
             notify_email: self.notify.email,
             options,
@@ -124,10 +124,13 @@ pub(super) fn parse_format(format: Option<&str>) -> Result<Format, ApiError> {
     }
 }
 
-/// A body's `compression` (gzip when absent).
-pub(super) fn parse_compression(compression: Option<&str>) -> Result<Compression, ApiError> {
+/// A body's `compression` (when absent, the format's default: gzip but for xlsx and pdf).
+pub(super) fn parse_compression(
+    compression: Option<&str>,
+    format: Format,
+) -> Result<Compression, ApiError> {
     match compression {
-        None => Ok(Compression::Gzip),
+        None => Ok(format.default_compression()),
         Some(c) => c
             .parse()
             .map_err(|()| ApiError::Validation("compression must be \"gzip\" or \"none\"".into())),

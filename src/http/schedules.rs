@@ -79,11 +79,15 @@ impl ScheduleBody {
         if let Some(name) = self.name {
             spec.name = name.trim().to_owned();
         }
-        if self.format.is_some() {
-            spec.format = parse_format(self.format.as_deref())?;
-        }
-        if self.compression.is_some() {
-            spec.compression = parse_compression(self.compression.as_deref())?;
+        // A new format without a compression takes that format's default compression.
+        if self.format.is_some() || self.compression.is_some() {
+            if self.format.is_some() {
+                spec.format = parse_format(self.format.as_deref())?;
+            }
+            spec.compression = match self.compression.as_deref() {
+                None => spec.format.default_compression(),
+                given => parse_compression(given, spec.format)?,
+            };
         }
         if let Some(filters) = &self.filters {
             spec.filters = parse_filters(filters)?;
