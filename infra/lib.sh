@@ -104,3 +104,22 @@ ensure_maildev() {
   echo "maildev did not start; see $CACHE_DIR/maildev.log" >&2
   return 1
 }
+
+# --- PDF reports: poppler reads them back in tests; a CJK font is their fallback. ---
+CJK_FONT=/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf
+
+# Installs, from Debian's packages, what is missing of poppler-utils (pdftotext, pdfinfo,
+# pdftoppm) and fonts-droid-fallback (Chinese, Japanese and Korean glyphs for reports).
+ensure_report_tools() {
+  local missing=()
+  command -v pdftotext >/dev/null && command -v pdftoppm >/dev/null && command -v pdfinfo >/dev/null \
+    || missing+=(poppler-utils)
+  [ -f "$CJK_FONT" ] || missing+=(fonts-droid-fallback)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]} (Debian packages, once)"
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+}

@@ -11,4 +11,5 @@ mod formats;
 mod helpers;
 mod import;
 mod limits;
+mod reports;
 mod schedules;
