@@ -2,7 +2,8 @@
 //! `pipeline-export worker` process into S3 (s3s-fs), as csv+gzip and json+gzip, next to
 //! `psql COPY (...) TO STDOUT WITH CSV | gzip -1` of the same rows.
 //!
-//! `cargo bench --bench background [-- N]`. Needs PostgreSQL and s3s-fs with its credentials
+//! `cargo bench --bench background [-- N] [FORMAT ...]` (e.g. `-- 10000 pdf xlsx`; each
+//! format with its default compression). Needs PostgreSQL and s3s-fs with its credentials
 //! in the environment (`source infra/lib.sh && ensure_s3`, then export S3_ENDPOINT,
 //! AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY as infra/test.sh does). Each scenario runs on a
 //! fresh worker process, so its peak RSS (VmHWM) is the scenario's own. Wall time runs from
@@ -101,6 +102,14 @@ async fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(1_000_000);
+    // Formats named among the arguments (`-- 10000 pdf xlsx`); csv and json by default.
+    let mut formats: Vec<Format> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    if formats.is_empty() {
+        formats = vec![Format::Csv, Format::Json];
+    }
     let url = common::database_url().await;
     let pool = PgPoolOptions::new()
         .max_connections(2)
@@ -135,7 +144,7 @@ async fn main() {
         "worker s",
         "queue ms"
     );
-    for (i, format) in [Format::Csv, Format::Json].into_iter().enumerate() {
+    for (i, format) in formats.into_iter().enumerate() {
         let worker = Worker::start(&url);
         // Let it connect and register, so the queue time below is the queue's alone.
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -146,7 +155,7 @@ async fn main() {
         };
         let request = ExportRequest {
             format,
-            compression: Compression::Gzip,
+            compression: format.default_compression(),
             filters,
             notify_email: false,
             options: Default::default(),
@@ -178,7 +187,11 @@ async fn main() {
         println!(
             "{n:>9}  {:<5} {:<5} {wall:>8.2} {:>10.0} {:>9.1} {:>16.1} {:>9.2} {:>12}",
             format.as_str(),
-            "yes",
+            if format.default_compression() == Compression::Gzip {
+                "yes"
+            } else {
+                "no"
+            },
             n as f64 / wall,
             done.byte_size.unwrap_or(0) as f64 / 1e6,
             worker.peak_rss_mib(),
