@@ -78,33 +78,26 @@ pub fn render(report: &Report) -> io::Result<Vec<u8>> {
     );
     let table_pages = report.lines.len().div_ceil(ROWS_PER_PAGE);
     let pages = 1 + table_pages;
-    let settings = || PageSettings::from_wh(WIDTH, HEIGHT).expect("A4 is a valid size");
-
-    {
-        let mut page = document.start_page_with(settings());
+    // Draws one page: `draw` gets the page's canvas and its number (from 1).
+    let mut number = 0;
+    let mut add_page = |draw: &mut dyn FnMut(&mut Canvas)| {
+        number += 1;
+        let settings = PageSettings::from_wh(WIDTH, HEIGHT).expect("A4 is a valid size");
+        let mut page = document.start_page_with(settings);
         let mut surface = page.surface();
         let mut canvas = Canvas {
             surface: &mut surface,
             fonts: &fonts,
             faces: &faces,
         };
-        summary(&mut canvas, report);
-        footer(&mut canvas, report, 1, pages);
+        draw(&mut canvas);
+        footer(&mut canvas, report, number, pages);
         surface.finish();
         page.finish();
-    }
+    };
+    add_page(&mut |canvas| summary(canvas, report));
     for (i, lines) in report.lines.chunks(ROWS_PER_PAGE).enumerate() {
-        let mut page = document.start_page_with(settings());
-        let mut surface = page.surface();
-        let mut canvas = Canvas {
-            surface: &mut surface,
-            fonts: &fonts,
-            faces: &faces,
-        };
-        table(&mut canvas, report, lines, i == 0);
-        footer(&mut canvas, report, i + 2, pages);
-        surface.finish();
-        page.finish();
+        add_page(&mut |canvas| table(canvas, report, lines, i == 0));
     }
     document
         .finish()
