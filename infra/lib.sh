@@ -105,16 +105,19 @@ ensure_maildev() {
   return 1
 }
 
-# --- PDF reports: poppler reads them back in tests; a CJK font is their fallback. ---
+# --- Test tools: poppler reads reports back, a CJK font is their fallback, Chromium opens pages. ---
 CJK_FONT=/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf
 
-# Installs, from Debian's packages, what is missing of poppler-utils (pdftotext, pdfinfo,
-# pdftoppm) and fonts-droid-fallback (Chinese, Japanese and Korean glyphs for reports).
-ensure_report_tools() {
+# Installs, from Debian's packages, what the tests read files and pages with, where missing:
+# poppler-utils (pdftotext, pdfinfo, pdftoppm), fonts-droid-fallback (Chinese, Japanese and
+# Korean glyphs for reports), and Chromium with its WebDriver for the download page.
+ensure_test_tools() {
   local missing=()
   command -v pdftotext >/dev/null && command -v pdftoppm >/dev/null && command -v pdfinfo >/dev/null \
     || missing+=(poppler-utils)
   [ -f "$CJK_FONT" ] || missing+=(fonts-droid-fallback)
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
   [ ${#missing[@]} -eq 0 ] && return 0
   log "installing ${missing[*]} (Debian packages, once)"
   local sudo=()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test against real services, starting what is missing: PostgreSQL, s3s-fs (S3
-# with signature checks) and maildev (SMTP); installs poppler-utils and a CJK font for the
-# PDF report tests. Extra arguments go to `cargo test`
+# with signature checks) and maildev (SMTP); installs poppler-utils, a CJK font and Chromium
+# for the report and download-page tests. Extra arguments go to `cargo test`
 # (e.g. `infra/test.sh -- filters`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +10,7 @@ source infra/lib.sh
 ensure_postgres
 ensure_s3
 ensure_maildev
-ensure_report_tools
+ensure_test_tools
 export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@$PGHOST_ADDR:$PGPORT_NUM/postgres}"
 export S3_ENDPOINT="http://127.0.0.1:$S3_PORT" S3_DATA_DIR="$CACHE_DIR/s3-data"
 export AWS_ACCESS_KEY_ID="$S3_TEST_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$S3_TEST_SECRET_KEY" AWS_REGION=us-east-1

@@ -1,7 +1,12 @@
 //! The signed links in emails.
 //!
-//! `GET /d/{token}` checks the signature and expiry, then the export's current state, and
-//! redirects to a fresh presigned URL (or, with local storage, serves the file).
+//! `GET /d/{token}` checks the signature and expiry, then the export's current state. A
+//! browser (an `Accept` that names `text/html`) gets a small page first: the file's name,
+//! format, size, number of jobs and when it stops being available, a Download button, and for
+//! a scheduled backup its schedule, next run and a pause link. The button is
+//! `/d/{token}?download`, which like any other client's request redirects to a fresh presigned
+//! URL (or, with local storage, serves the file): a page left open for an hour still
+//! downloads, since its button never holds a presigned URL that could have expired.
 //!
 //! `GET /p/{token}` shows a backup schedule and a button to pause it; the button `POST`s to
 //! the same URL, which pauses it. The GET changes nothing, so mail scanners that follow
@@ -10,18 +15,24 @@
 //! People who click a dead link get a short HTML page saying why, never a bare error.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::Utc;
+use workers::exports::ExportRecord;
 use workers::exports::{self, ExportStatus};
 use workers::links::{Link, LinkError, LinkPurpose};
-use workers::mail::escape_html;
+use workers::mail::{count_jobs, describe_format, escape_html, human_size, readable_time};
 use workers::schedules::{self, ScheduleRecord};
 
 use super::AppState;
 
-pub async fn follow(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+pub async fn follow(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     let now = Utc::now();
     let link = match state.links.verify(&token, now) {
         Ok(link) if link.purpose == LinkPurpose::Download => link,
@@ -36,7 +47,14 @@ pub async fn follow(State(state): State<AppState>, Path(token): Path<String>) ->
     };
     let record = match exports::get_any(&state.pool, link.id).await {
         Ok(Some(record)) => record,
-        Ok(None) => return not_found(),
+        // A link this service signed, to an export its owner deleted.
+        Ok(None) => {
+            return page(
+                StatusCode::NOT_FOUND,
+                "This file is no longer available",
+                "The export was deleted. Request a new export from PIPELINE.",
+            );
+        }
         Err(e) => {
             tracing::error!(error = %e, "loading an export for a download link");
             return page(
@@ -58,6 +76,11 @@ pub async fn follow(State(state): State<AppState>, Path(token): Path<String>) ->
             &format!("{reason} Request a new export from PIPELINE."),
         );
     };
+    let download = query
+        .is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(name, _)| name == "download"));
+    if !download && wants_html(&headers) {
+        return landing(&state, &token, &link, &record).await;
+    }
     let ttl = state.background.download_url_ttl;
     match state.storage.presign_get(key, ttl).await {
         Ok(Some(url)) => return super::found(&url),
@@ -98,6 +121,106 @@ pub async fn follow(State(state): State<AppState>, Path(token): Path<String>) ->
             )
         }
     }
+}
+
+/// Whether the client reads HTML (a browser), rather than following a redirect (curl, a
+/// download manager, a mail scanner that wants the file).
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|media| {
+            media
+                .split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/html"))
+        })
+}
+
+/// The page a browser sees first: what the file is, and a button that downloads it.
+async fn landing(state: &AppState, token: &str, link: &Link, record: &ExportRecord) -> Response {
+    let now = Utc::now();
+    let schedule = match record.schedule_id {
+        None => None,
+        Some(id) => match schedules::get_any(&state.pool, id).await {
+            Ok(schedule) => schedule,
+            Err(e) => {
+                tracing::error!(error = %e, "loading a backup's schedule for its download page");
+                return unavailable();
+            }
+        },
+    };
+    // The file stays until the earlier of the link's and the export's expiry; a backup its
+    // schedule keeps has no expiry of its own.
+    let until = record
+        .expires_at
+        .map_or(link.expires_at, |t| t.min(link.expires_at));
+    let mut facts = vec![
+        ("File", escape_html(&record.file_name)),
+        (
+            "Format",
+            escape_html(&describe_format(
+                record.format.as_str(),
+                record.compression.as_str(),
+            )),
+        ),
+    ];
+    if let Some(size) = record.byte_size {
+        facts.push(("Size", human_size(size.max(0) as u64)));
+    }
+    if let Some(rows) = record.row_count {
+        facts.push(("Jobs", count_jobs(rows.max(0) as u64)));
+    }
+    if let Some(at) = record.finished_at {
+        facts.push(("Made", readable_time(at)));
+    }
+    let available = match (&schedule, record.expires_at) {
+        (Some(s), None) => format!(
+            "while it is among the newest {} backups of this schedule (this link works until {})",
+            s.keep_last,
+            readable_time(until)
+        ),
+        _ => format!("until {}", readable_time(until)),
+    };
+    facts.push(("Available", escape_html(&available)));
+    let rows: String = facts
+        .iter()
+        .map(|(name, value)| format!("<tr><th scope=\"row\">{name}</th><td>{value}</td></tr>"))
+        .collect();
+    let mut content = format!(
+        "<table class=\"facts\">{rows}</table>\
+         <p><a id=\"download\" class=\"button\" href=\"/d/{token}?download\">Download</a></p>",
+        token = escape_html(token),
+    );
+    let title = match &schedule {
+        None => "Your export is ready",
+        Some(s) => {
+            let name = escape_html(&s.name);
+            let cadence = escape_html(&format!("{} ({})", s.cadence.describe(), s.timezone));
+            content.push_str(&format!(
+                "<h2>Backup schedule</h2><p id=\"schedule\">This is a backup made by your schedule <strong>{name}</strong>, which runs {cadence}.</p>"
+            ));
+            match s.next_run() {
+                Some(next) => {
+                    let until = now + chrono::Duration::days(schedules::PAUSE_LINK_DAYS);
+                    let pause = state.links.sign(s.id, until, LinkPurpose::PauseSchedule);
+                    content.push_str(&format!(
+                        "<p>The next backup runs {next}.</p>\
+                         <p><a id=\"pause\" href=\"/p/{pause}\">Pause these backups</a></p>",
+                        next = escape_html(&s.readable_local(next)),
+                        pause = escape_html(&pause),
+                    ));
+                }
+                None => content.push_str(
+                    "<p>The schedule is paused: no further backups run until you resume it in PIPELINE.</p>",
+                ),
+            }
+            "Your backup is ready"
+        }
+    };
+    page_html(StatusCode::OK, title, &content)
 }
 
 /// The schedule a pause link names, or the page to show instead.
@@ -152,8 +275,7 @@ pub async fn pause_page(State(state): State<AppState>, Path(token): Path<String>
         "Pause these backups?",
         &format!(
             "<p>The backup schedule <strong>{name}</strong> runs {cadence} ({tz}). The next backup runs {next}.</p>\
-             <form method=\"post\"><button type=\"submit\" style=\"padding:.6rem 1.2rem;font-size:1rem;\
-             background:#1f6feb;color:#fff;border:0;border-radius:6px;cursor:pointer\">Pause backups</button></form>\
+             <form method=\"post\"><button type=\"submit\">Pause backups</button></form>\
              <p style=\"color:#555\">Backups already made stay available. You can resume the schedule in PIPELINE at any time.</p>",
             cadence = escape_html(&schedule.cadence.describe()),
             tz = escape_html(&schedule.timezone),
@@ -212,15 +334,23 @@ fn page(status: StatusCode, title: &str, message: &str) -> Response {
     page_html(status, title, &format!("<p>{}</p>", escape_html(message)))
 }
 
+/// The pages' look: small, readable, no external assets.
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:34rem;margin:4rem auto;padding:0 1rem;color:#222;line-height:1.45}\
+h1{font-size:1.4rem}h2{font-size:1.05rem;margin-top:2rem}\
+table.facts{border-collapse:collapse;margin:1rem 0;width:100%}\
+table.facts th{text-align:left;font-weight:600;color:#555;padding:.35rem 1rem .35rem 0;vertical-align:top;white-space:nowrap}\
+table.facts td{padding:.35rem 0;overflow-wrap:anywhere}\
+a.button,button{display:inline-block;padding:.6rem 1.3rem;font-size:1rem;background:#1f6feb;color:#fff;border:0;border-radius:6px;cursor:pointer;text-decoration:none}\
+a.button:hover,button:hover{background:#1a5fd0}\
+footer{color:#777;font-size:.9rem;margin-top:2.5rem}";
+
 /// A small page around `content`, which the caller has escaped.
 fn page_html(status: StatusCode, title: &str, content: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title></head>\
-         <body style=\"font-family: system-ui, sans-serif; max-width: 32rem; margin: 4rem auto; padding: 0 1rem; color: #222\">\
-         <h1 style=\"font-size: 1.4rem\">{title}</h1>{content}\
-         <p style=\"color: #777; font-size: .9rem\">PIPELINE export</p></body></html>",
+         <title>{title}</title><style>{STYLE}</style></head>\
+         <body><h1>{title}</h1>{content}<footer>PIPELINE export</footer></body></html>",
         title = escape_html(title),
     );
     let mut response = (status, Html(html)).into_response();

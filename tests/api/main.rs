@@ -2,6 +2,7 @@
 //! created and migrated once per run; every test makes its own users.
 
 mod auth;
+mod browser;
 mod cli;
 mod export;
 mod exports;

@@ -27,7 +27,8 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio::io::AsyncWriteExt;
 
 pub use templates::{
-    BackupFacts, ExportFacts, FailureFacts, escape_html, export_failed_email, export_ready_email,
+    BackupFacts, ExportFacts, FailureFacts, count_jobs, describe_format, escape_html,
+    export_failed_email, export_ready_email, human_size, readable_time,
 };
 
 /// How long one SMTP connect or command may take before the send fails as transient.

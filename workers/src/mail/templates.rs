@@ -335,7 +335,7 @@ pub fn escape_html(s: &str) -> String {
 }
 
 /// A byte count the way people read it, in SI units: `512 bytes`, `1.2 MB`, `3.4 GB`.
-pub(crate) fn human_size(bytes: u64) -> String {
+pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["kB", "MB", "GB", "TB", "PB", "EB"];
     match bytes {
         1 => "1 byte".to_owned(),
@@ -354,7 +354,7 @@ pub(crate) fn human_size(bytes: u64) -> String {
 }
 
 /// `1 job`, `1,234 jobs`.
-fn count_jobs(n: u64) -> String {
+pub fn count_jobs(n: u64) -> String {
     if n == 1 {
         "1 job".to_owned()
     } else {
@@ -375,11 +375,14 @@ fn group_thousands(n: u64) -> String {
     out
 }
 
-/// `CSV`, `JSON, gzip-compressed`.
-fn describe_format(format: &str, compression: &str) -> String {
+/// `CSV`, `JSON, gzip-compressed`, `PDF report`.
+pub fn describe_format(format: &str, compression: &str) -> String {
     let name = match format.to_ascii_lowercase().as_str() {
         "csv" => "CSV".to_owned(),
         "json" => "JSON".to_owned(),
+        "ndjson" => "NDJSON".to_owned(),
+        "xlsx" => "Excel workbook".to_owned(),
+        "pdf" => "PDF report".to_owned(),
         _ => format.to_owned(),
     };
     match compression.trim() {
@@ -389,7 +392,7 @@ fn describe_format(format: &str, compression: &str) -> String {
 }
 
 /// `Wednesday, 11 March 2026 at 10:30 UTC`.
-fn readable_time(at: DateTime<Utc>) -> String {
+pub fn readable_time(at: DateTime<Utc>) -> String {
     at.format("%A, %-d %B %Y at %H:%M UTC").to_string()
 }
 
@@ -670,6 +673,9 @@ mod tests {
         assert_eq!(describe_format("json", "none"), "JSON");
         assert_eq!(describe_format("CSV", ""), "CSV");
         assert_eq!(describe_format("csv", "gzip"), "CSV, gzip-compressed");
+        assert_eq!(describe_format("xlsx", "none"), "Excel workbook");
+        assert_eq!(describe_format("pdf", "none"), "PDF report");
+        assert_eq!(describe_format("ndjson", "gzip"), "NDJSON, gzip-compressed");
     }
 
     #[test]
