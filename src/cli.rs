@@ -204,7 +204,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let config = args.config()?;
             let pool = db::pool(&config.database)?;
             db::migrate(&pool).await?;
-            serve(config, pool.clone(), http::shutdown_signal()).await?;
+            serve(config, pool.clone(), http::shutdown_signal(), None).await?;
             pool.close().await;
             Ok(())
         }
@@ -215,7 +215,21 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let pool = db::pool(&database)?;
             db::migrate(&pool).await?;
             let grace = std::time::Duration::from_secs(args.shutdown_grace_secs);
-            let services = services(pool.clone(), &background, &args.worker, grace).await?;
+            let metrics = std::sync::Arc::new(workers::metrics::Metrics::new());
+            if let Some(addr) = args.worker.metrics_addr {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("METRICS_ADDR: cannot listen on {addr}"))?;
+                tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+                let app = http::worker_router(pool.clone(), metrics.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, app).await {
+                        tracing::error!(error = %e, "the metrics listener stopped");
+                    }
+                });
+            }
+            let services =
+                services(pool.clone(), &background, &args.worker, grace, metrics).await?;
             workers::tasks::run(services, http::shutdown_signal()).await?;
             pool.close().await;
             Ok(())
@@ -228,11 +242,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             // The workers get a pool of their own: slow downloads holding the front's
             // connections must not starve the workers' heartbeats.
             let worker_pool = db::pool(&config.database)?;
+            // One set of counters: the front's /metrics shows the workers' too.
+            let metrics = std::sync::Arc::new(workers::metrics::Metrics::new());
             let services = services(
                 worker_pool.clone(),
                 &config.background,
                 &args.worker,
                 config.shutdown_grace,
+                metrics.clone(),
             )
             .await?;
             // One signal stops both halves.
@@ -245,7 +262,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 let _ = rx.wait_for(|stop| *stop).await;
             };
             let (front, back) = tokio::join!(
-                serve(config, pool.clone(), stopped(stop_rx.clone())),
+                serve(
+                    config,
+                    pool.clone(),
+                    stopped(stop_rx.clone()),
+                    Some(metrics)
+                ),
                 workers::tasks::run(services, stopped(stop_rx)),
             );
             pool.close().await;
@@ -369,12 +391,17 @@ async fn serve(
     config: crate::config::ServeConfig,
     pool: sqlx::PgPool,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    metrics: Option<std::sync::Arc<workers::metrics::Metrics>>,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.bind_addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.bind_addr))?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    let app = http::router(http::AppState::new(pool, &config).await?);
+    let mut state = http::AppState::new(pool, &config).await?;
+    if let Some(metrics) = metrics {
+        state.metrics = metrics;
+    }
+    let app = http::router(state);
     http::serve(listener, app, config.shutdown_grace, shutdown).await
 }
 
@@ -384,6 +411,7 @@ async fn services(
     background: &crate::config::BackgroundConfig,
     worker: &WorkerArgs,
     shutdown_grace: std::time::Duration,
+    metrics: std::sync::Arc<workers::metrics::Metrics>,
 ) -> anyhow::Result<std::sync::Arc<workers::tasks::Services>> {
     if !worker.pdf_fallback_fonts.is_empty() {
         workers::format::pdf::use_fallback_fonts(&worker.pdf_fallback_fonts)
@@ -401,6 +429,7 @@ async fn services(
         mailer,
         links: workers::links::LinkSigner::new(background.link_secret.expose().as_bytes()),
         clock: workers::clock::system(),
+        metrics,
         settings: workers::tasks::WorkerSettings {
             public_base_url: background.public_base_url.clone(),
             retention: background.export_retention,

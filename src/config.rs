@@ -350,6 +350,11 @@ pub struct WorkerArgs {
     /// system CJK font found (Noto Sans CJK, Droid Sans Fallback, WenQuanYi Zen Hei).
     #[arg(long, env = "PDF_FALLBACK_FONTS", value_delimiter = ':')]
     pub pdf_fallback_fonts: Vec<std::path::PathBuf>,
+
+    /// `pipeline-export worker` only: where it serves `/metrics`, `/healthz` and `/readyz`
+    /// (e.g. `0.0.0.0:9464`). Unset: no listener. `all` serves them on `BIND_ADDR`.
+    #[arg(long, env = "METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// Settings of the HTTP front.

@@ -7,6 +7,7 @@
 //! mistake a partial file for a complete one.
 
 use std::io;
+use workers::metrics::InFlight;
 
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
@@ -180,17 +181,22 @@ pub async fn export(
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, io::Error>>(BODY_CHUNKS_IN_FLIGHT);
     let timeout = state.export.timeout;
+    let metrics = state.metrics.clone();
     tokio::spawn(
         async move {
+            let _in_flight = InFlight::new(&metrics);
             let mut sink = ChannelSink::new(tx);
             match tokio::time::timeout(timeout, run_export(snapshot, plan, &mut sink)).await {
-                Ok(Ok(summary)) => tracing::info!(
-                    rows = summary.rows,
-                    bytes = summary.bytes,
-                    bytes_sent = summary.bytes_out,
-                    truncated,
-                    "export streamed"
-                ),
+                Ok(Ok(summary)) => {
+                    metrics.rows(plan.format.as_str(), "sync", summary.rows);
+                    tracing::info!(
+                        rows = summary.rows,
+                        bytes = summary.bytes,
+                        bytes_sent = summary.bytes_out,
+                        truncated,
+                        "export streamed"
+                    )
+                }
                 Ok(Err(ExportError::Sink(SinkError::Closed))) => {
                     tracing::info!("client closed the connection before the export ended");
                 }

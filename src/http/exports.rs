@@ -311,6 +311,7 @@ pub async fn create(
     match exports::create(&state.pool, user.id, &request, key.as_deref(), limits).await {
         Ok(Created::New(record)) => {
             tracing::info!(export_id = %record.id, "export queued");
+            state.metrics.export_created(record.format.as_str(), "api");
             let body = resource(&state, &record).await?;
             Ok(with_location(StatusCode::ACCEPTED, &record, body))
         }

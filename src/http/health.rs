@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
+use sqlx::PgPool;
 
 use super::AppState;
 
@@ -16,7 +17,11 @@ pub async fn healthz() -> Json<Value> {
 
 /// The service can do its work: PostgreSQL answers within two seconds. 503 otherwise.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let probe = sqlx::query("SELECT 1").execute(&state.pool);
+    ready(&state.pool).await
+}
+
+pub async fn ready(pool: &PgPool) -> (StatusCode, Json<Value>) {
+    let probe = sqlx::query("SELECT 1").execute(pool);
     match tokio::time::timeout(Duration::from_secs(2), probe).await {
         Ok(Ok(_)) => (
             StatusCode::OK,

@@ -7,12 +7,14 @@ mod extract;
 mod health;
 mod import;
 mod links;
+mod metrics;
 mod schedules;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::State;
 use axum::http::{HeaderName, Request};
 use axum::routing::{get, post};
 use sqlx::PgPool;
@@ -25,6 +27,7 @@ pub use self::error::ApiError;
 pub use self::export::{ExportParams, accepts_gzip};
 use workers::clock::SharedClock;
 use workers::links::LinkSigner;
+use workers::metrics::Metrics;
 use workers::storage::Storage;
 
 use crate::auth::Authenticator;
@@ -49,6 +52,8 @@ pub struct AppState {
     pub background: Arc<BackgroundConfig>,
     /// What schedules take as now (tests move it).
     pub clock: SharedClock,
+    /// This process's counters; `pipeline-export all` shares them with its workers.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -61,6 +66,7 @@ impl AppState {
             links: LinkSigner::new(config.background.link_secret.expose().as_bytes()),
             background: Arc::new(config.background.clone()),
             clock: workers::clock::system(),
+            metrics: Arc::new(Metrics::new()),
             export: ExportSettings {
                 max_rows: config.sync_export_max_rows,
                 timeout: config.sync_export_timeout,
@@ -111,8 +117,13 @@ pub fn router(state: AppState) -> Router {
         .route("/p/{token}", get(links::pause_page).post(links::pause))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
         .with_state(state)
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::Internal(anyhow::anyhow!(
@@ -137,6 +148,31 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// A worker process's own small HTTP surface (`METRICS_ADDR`): `/metrics`, `/healthz` and
+/// `/readyz`, for scrapers and probes. No API, no authentication, nothing per user.
+pub fn worker_router(pool: PgPool, metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route(
+            "/readyz",
+            get(
+                |State((pool, _)): State<(PgPool, Arc<Metrics>)>| async move {
+                    health::ready(&pool).await
+                },
+            ),
+        )
+        .route(
+            "/metrics",
+            get(
+                |State((pool, metrics)): State<(PgPool, Arc<Metrics>)>| async move {
+                    metrics::render(&pool, &metrics).await
+                },
+            ),
+        )
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .with_state((pool, metrics))
 }
 
 /// Serves until `shutdown` resolves (e.g. [`shutdown_signal`]), then lets in-flight requests and downloads finish for up

@@ -296,7 +296,7 @@ pub async fn run_now(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id).map_err(|_| not_found())?;
-    let run = schedules::run_now(
+    let (run, format) = schedules::run_now(
         &state.pool,
         user.id,
         id,
@@ -307,6 +307,7 @@ pub async fn run_now(
     .map_err(schedule_error)?
     .ok_or_else(not_found)?;
     tracing::info!(schedule_id = %id, export_id = ?run.export_id, "backup run started by hand");
+    state.metrics.export_created(format.as_str(), "schedule");
     let location = run
         .export_id
         .map(|e| format!("/api/exports/{e}"))

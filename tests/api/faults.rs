@@ -266,10 +266,15 @@ struct WorkerProcess {
 
 impl WorkerProcess {
     fn start(database_url: &str, name: &str) -> WorkerProcess {
+        Self::start_with(database_url, name, &[])
+    }
+
+    fn start_with(database_url: &str, name: &str, env: &[(&str, &str)]) -> WorkerProcess {
         let log = std::fs::File::create(std::env::temp_dir().join(format!("pe-worker-{name}.log")))
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_pipeline-export"))
             .arg("worker")
+            .envs(env.iter().copied())
             .env("DATABASE_URL", database_url)
             .env("LINK_SECRET", LINK_SECRET)
             .env("S3_BUCKET", bucket())
@@ -358,8 +363,11 @@ async fn two_worker_processes_produce_each_of_twenty_exports_once() {
     pipeline_export::seed::seed(&app.pool, &user.email, 500, false, 24)
         .await
         .unwrap();
-    let _a = WorkerProcess::start(&url, "a");
-    let _b = WorkerProcess::start(&url, "b");
+    // Each serves its own /metrics (METRICS_ADDR).
+    let ports = [free_port(), free_port()];
+    let addrs = ports.map(|p| format!("127.0.0.1:{p}"));
+    let _a = WorkerProcess::start_with(&url, "a", &[("METRICS_ADDR", &addrs[0])]);
+    let _b = WorkerProcess::start_with(&url, "b", &[("METRICS_ADDR", &addrs[1])]);
     let mut ids = Vec::new();
     for i in 0..20 {
         let created = app
@@ -387,6 +395,46 @@ async fn two_worker_processes_produce_each_of_twenty_exports_once() {
         tasks.iter().all(|(_, attempts)| *attempts <= 1),
         "no task ran twice: {tasks:?}"
     );
+
+    // Between them the two processes report each export once; both see the empty queue.
+    let series = r#"pipeline_export_exports_finished_total{format="ndjson",outcome="succeeded"}"#;
+    let mut finished = 0.0;
+    for addr in &addrs {
+        let client = reqwest::Client::new();
+        let health = client
+            .get(format!("http://{addr}/readyz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200);
+        let text = client
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+        };
+        finished += value(series).unwrap_or(0.0);
+        assert_eq!(
+            value(r#"pipeline_export_queue_depth{queue="exports"}"#),
+            Some(0.0),
+            "{text}"
+        );
+    }
+    assert_eq!(finished, 20.0);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[tokio::test]

@@ -214,6 +214,8 @@ pub struct TestApp {
     pub config: ServeConfig,
     /// The clock the front and the workers' scheduler go by.
     pub clock: SharedClock,
+    /// The counters the front and the in-process workers share, as in `pipeline-export all`.
+    pub metrics: Arc<workers::metrics::Metrics>,
     /// Stops the in-process workers when dropped.
     _workers: Option<tokio::sync::watch::Sender<bool>>,
 }
@@ -271,6 +273,7 @@ impl TestApp {
         config.background.public_base_url = base.clone();
         let mut state = AppState::new(pool.clone(), &config).await.unwrap();
         state.clock = clock.clone();
+        let metrics = state.metrics.clone();
         tokio::spawn(async move {
             axum::serve(listener, router(state)).await.unwrap();
         });
@@ -283,6 +286,7 @@ impl TestApp {
                 .unwrap(),
             config,
             clock,
+            metrics,
             _workers: None,
         }
     }
@@ -330,6 +334,7 @@ impl TestApp {
             links: workers::links::LinkSigner::new(LINK_SECRET.as_bytes()),
             settings: worker_settings(&self.config),
             clock: self.clock.clone(),
+            metrics: self.metrics.clone(),
         })
     }
 

@@ -12,5 +12,6 @@ mod formats;
 mod helpers;
 mod import;
 mod limits;
+mod metrics;
 mod reports;
 mod schedules;

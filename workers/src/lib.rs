@@ -24,6 +24,7 @@ pub mod import;
 pub mod job;
 pub mod links;
 pub mod mail;
+pub mod metrics;
 pub mod query;
 pub mod queue;
 pub mod schedules;

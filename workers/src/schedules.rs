@@ -595,15 +595,15 @@ async fn start_run(
     Ok(Some(run_id))
 }
 
-/// Runs a schedule now, outside its cadence (paused or not). `None` when it is not the
-/// user's. The per-user limit on active exports applies.
+/// Runs a schedule now, outside its cadence (paused or not): the run and its export's
+/// format. `None` when it is not the user's. The per-user limit on active exports applies.
 pub async fn run_now(
     pool: &PgPool,
     user_id: Uuid,
     id: Uuid,
     now: DateTime<Utc>,
     limits: CreateLimits,
-) -> Result<Option<RunView>, ScheduleError> {
+) -> Result<Option<(RunView, Format)>, ScheduleError> {
     let mut tx = pool.begin().await?;
     let schedule: Option<ScheduleRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{} FOR UPDATE",
@@ -623,7 +623,7 @@ pub async fn run_now(
         if let Some(run_id) = start_run(&mut tx, &schedule, at, Trigger::Manual, limits).await? {
             let run = run_view(&mut tx, run_id).await?;
             tx.commit().await?;
-            return Ok(Some(run));
+            return Ok(Some((run, schedule.format)));
         }
         at += chrono::Duration::microseconds(1);
     }
@@ -638,6 +638,8 @@ pub struct TickSummary {
     pub missed: usize,
     /// Schedules that could not be handled this tick (logged; tried again next tick).
     pub failed: usize,
+    /// The format of each run started.
+    pub formats: Vec<Format>,
 }
 
 /// Starts every due, unpaused schedule's run and advances it. Safe to call from any number
@@ -667,6 +669,7 @@ pub async fn tick(
                 tx.commit().await?;
                 summary.started += 1;
                 summary.missed += missed;
+                summary.formats.push(schedule.format);
                 tracing::info!(schedule_id = %schedule.id, missed, "scheduled backup queued");
             }
             Err(e) => {

@@ -38,6 +38,7 @@ pub async fn handle(
             Err(Undelivered::Retry(e)) if attempt < services.settings.email_max_attempts => {
                 let delay = queue::backoff(services.settings.retry_base, attempt);
                 tracing::warn!(error = %e, ?delay, "email not sent; will retry");
+                services.metrics.email(task.kind.as_str(), "retried");
                 if let Err(e) = queue::delay_task(&services.pool, &task_id.to_string(), delay).await
                 {
                     tracing::warn!(error = %e, "could not delay the retry");
@@ -46,6 +47,7 @@ pub async fn handle(
             }
             Err(Undelivered::Retry(e) | Undelivered::GiveUp(e)) => {
                 tracing::error!(error = %e, "email could not be sent; giving up");
+                services.metrics.email(task.kind.as_str(), "failed");
                 Err(AbortError::new(e).into())
             }
         }
@@ -153,6 +155,7 @@ async fn deliver(services: &Services, task: &EmailTask) -> Result<(), Undelivere
     }
     match services.mailer.send(&email).await {
         Ok(()) => {
+            services.metrics.email(task.kind.as_str(), "sent");
             sqlx::query("UPDATE exports SET email_sent_at = now() WHERE id = $1")
                 .bind(record.id)
                 .execute(pool)

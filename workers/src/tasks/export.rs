@@ -179,7 +179,13 @@ async fn give_up(
     )
     .await
     {
-        Ok(()) => Err(AbortError::new(format!("{code}: {message}")).into()),
+        Ok(failed) => {
+            // Counted by the attempt that recorded it, once.
+            if let Some(format) = failed {
+                services.metrics.export_finished(&format, "failed", None);
+            }
+            Err(AbortError::new(format!("{code}: {message}")).into())
+        }
         Err(e) => {
             tracing::warn!(error = %e, "could not record the failure; will try again");
             // apalis does not wait out RetryAfterError's delay itself; run_at does.
@@ -229,6 +235,7 @@ async fn produce(
     lease: Lease,
     previous_upload: Option<(String, String)>,
 ) -> Result<(), Failure> {
+    let started = Instant::now();
     let pool = &services.pool;
     if let Some((upload_id, key)) = previous_upload {
         // An earlier attempt died mid-upload: leave no orphaned multipart upload behind. Until
@@ -308,7 +315,21 @@ async fn produce(
     let sha256 = hex::encode(sink.hasher.finalize());
     let bytes = sink.bytes;
     sink.upload.complete().await?;
-    finish(services, record, lease, &key, summary.rows, bytes, &sha256).await
+    let file = StoredFile {
+        key: &key,
+        rows: summary.rows,
+        bytes,
+        sha256: &sha256,
+    };
+    finish(services, record, lease, &file, started).await
+}
+
+/// The file an attempt stored.
+struct StoredFile<'a> {
+    key: &'a str,
+    rows: u64,
+    bytes: u64,
+    sha256: &'a str,
 }
 
 async fn forget_upload(pool: &PgPool, lease: Lease) -> Result<(), sqlx::Error> {
@@ -329,11 +350,15 @@ async fn finish(
     services: &Services,
     record: &ExportRecord,
     lease: Lease,
-    key: &str,
-    rows: u64,
-    bytes: u64,
-    sha256: &str,
+    file: &StoredFile<'_>,
+    started: Instant,
 ) -> Result<(), Failure> {
+    let StoredFile {
+        key,
+        rows,
+        bytes,
+        sha256,
+    } = *file;
     let pool = &services.pool;
     let retention_secs = services.settings.retention.as_secs_f64();
     let mut tx = pool.begin().await?;
@@ -385,6 +410,11 @@ async fn finish(
             }
             tx.commit().await?;
             tracing::info!(rows, bytes, "export succeeded");
+            services.metrics.export_finished(
+                record.format.as_str(),
+                "succeeded",
+                Some((started.elapsed(), bytes, rows)),
+            );
             if let Some(schedule_id) = schedule_id {
                 // Best effort: the retention sweep prunes whatever this leaves.
                 if let Err(e) =
@@ -427,12 +457,12 @@ async fn mark_failed(
     code: &str,
     message: &str,
     email_max_attempts: u32,
-) -> Result<(), sqlx::Error> {
+) -> Result<Option<String>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let notify: Option<bool> = sqlx::query_scalar(
+    let failed: Option<(bool, String)> = sqlx::query_as(
         "UPDATE exports SET status = 'failed', error_code = $2, error_message = $3, \
          finished_at = now() WHERE id = $1 AND status IN ('queued', 'running') \
-         AND ($4::int IS NULL OR attempts = $4) RETURNING notify_email",
+         AND ($4::int IS NULL OR attempts = $4) RETURNING notify_email, format",
     )
     .bind(export_id)
     .bind(code)
@@ -440,10 +470,11 @@ async fn mark_failed(
     .bind(lease.map(|l| l.attempt))
     .fetch_optional(&mut *tx)
     .await?;
-    if notify == Some(true) {
+    if let Some((true, _)) = failed {
         enqueue_email(&mut tx, export_id, EmailKind::Failed, email_max_attempts).await?;
     }
-    tx.commit().await
+    tx.commit().await?;
+    Ok(failed.map(|(_, format)| format))
 }
 
 /// The upload, plus what the export record needs: the object's SHA-256 and size, progress

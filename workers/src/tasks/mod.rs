@@ -20,6 +20,7 @@ use ulid::Ulid;
 use crate::clock::SharedClock;
 use crate::links::LinkSigner;
 use crate::mail::Mailer;
+use crate::metrics::Metrics;
 use crate::queue::{EMAILS_QUEUE, EXPORTS_QUEUE, EmailTask, ExportTask};
 use crate::storage::Storage;
 
@@ -78,6 +79,8 @@ pub struct Services {
     pub settings: WorkerSettings,
     /// What the scheduler and the emails take as now.
     pub clock: SharedClock,
+    /// This process's counters (shared with the front when both run in one process).
+    pub metrics: Arc<Metrics>,
 }
 
 fn storage_config(queue: &str, settings: &WorkerSettings) -> Config {

@@ -9,12 +9,16 @@ use crate::schedules;
 
 /// One tick with the services' clock.
 pub async fn tick(services: &Services) -> Result<schedules::TickSummary, sqlx::Error> {
-    schedules::tick(
+    let summary = schedules::tick(
         &services.pool,
         services.clock.now(),
         services.settings.export_max_attempts,
     )
-    .await
+    .await?;
+    for format in &summary.formats {
+        services.metrics.export_created(format.as_str(), "schedule");
+    }
+    Ok(summary)
 }
 
 /// Ticks every `schedule_interval` until `stop` turns true.
