@@ -43,6 +43,19 @@ pub enum Command {
     /// Create and list a user's scheduled backups.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Exit 0 if this machine's service answers `GET /healthz` with 200, else 1 (a container
+    /// health check; needs no other setting).
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// The front's address; its port is probed on loopback when it is a wildcard address.
+    #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
+    pub bind_addr: std::net::SocketAddr,
+    /// A worker's metrics address; probed instead of `BIND_ADDR` when set.
+    #[arg(long, env = "METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -283,6 +296,42 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Token(cmd) => token(cmd).await,
         Command::Seed(args) => seed(args).await,
         Command::Schedule(cmd) => schedule(cmd).await,
+        Command::Healthcheck(args) => healthcheck(args).await,
+    }
+}
+
+/// `GET /healthz` over plain HTTP/1.1, within five seconds.
+async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut addr = args.metrics_addr.unwrap_or(args.bind_addr);
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(
+                format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await?;
+        Ok::<_, std::io::Error>(head)
+    };
+    let head = tokio::time::timeout(std::time::Duration::from_secs(5), probe)
+        .await
+        .map_err(|_| anyhow::anyhow!("{addr} did not answer within 5 s"))?
+        .with_context(|| format!("GET http://{addr}/healthz"))?;
+    let status = String::from_utf8_lossy(&head[9..12]).into_owned();
+    if status == "200" {
+        println!("healthy: http://{addr}/healthz answered 200");
+        Ok(())
+    } else {
+        anyhow::bail!("http://{addr}/healthz answered {status}")
     }
 }
 
