@@ -110,9 +110,15 @@ CJK_FONT=/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf
 
 # Installs, from Debian's packages, what the tests read files and pages with, where missing:
 # poppler-utils (pdftotext, pdfinfo, pdftoppm), fonts-droid-fallback (Chinese, Japanese and
-# Korean glyphs for reports), and Chromium with its WebDriver for the download page.
+# Korean glyphs for reports), Chromium with its WebDriver for the download page, and what
+# the example clients run with (jq; Python's requests, from PyPI).
 ensure_test_tools() {
+  if ! python3 -c 'import requests' 2>/dev/null; then
+    log "installing Python requests (for examples/export.py)"
+    python3 -m pip install -q requests
+  fi
   local missing=()
+  command -v jq >/dev/null || missing+=(jq)
   command -v pdftotext >/dev/null && command -v pdftoppm >/dev/null && command -v pdfinfo >/dev/null \
     || missing+=(poppler-utils)
   [ -f "$CJK_FONT" ] || missing+=(fonts-droid-fallback)

@@ -4,6 +4,7 @@
 mod auth;
 mod browser;
 mod cli;
+mod deploy;
 mod export;
 mod exports;
 mod faults;
