@@ -46,6 +46,8 @@ pub enum Command {
     /// Exit 0 if this machine's service answers `GET /healthz` with 200, else 1 (a container
     /// health check; needs no other setting).
     Healthcheck(HealthcheckArgs),
+    /// Print the OpenAPI 3.1 document (the one `GET /openapi.json` serves).
+    Openapi,
 }
 
 #[derive(Debug, Args)]
@@ -297,6 +299,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Seed(args) => seed(args).await,
         Command::Schedule(cmd) => schedule(cmd).await,
         Command::Healthcheck(args) => healthcheck(args).await,
+        Command::Openapi => {
+            println!("{}", http::openapi_document().to_pretty_json()?);
+            Ok(())
+        }
     }
 }
 

@@ -123,6 +123,42 @@ pub fn accepts_gzip(headers: &HeaderMap) -> bool {
 }
 
 #[tracing::instrument(name = "sync_export", skip_all, fields(format, gzip))]
+#[utoipa::path(
+    get,
+    path = "/api/export",
+    operation_id = "export_jobs",
+    tag = "export",
+    summary = "Download your jobs as a file",
+    description = "The documented export: streamed, at most `SYNC_EXPORT_MAX_ROWS` jobs (then `X-Export-Truncated: true`), gzip when `Accept-Encoding` allows it. A failure mid-stream breaks the transfer off (no final chunk), never a short file that looks complete. For pdf or larger files use `POST /api/exports`.",
+    params(
+        ("format" = Option<String>, Query, description = "json (default), csv, ndjson or xlsx", example = "csv"),
+        ("fields" = Option<String>, Query, description = "Comma-separated subset of the documented fields, in this order", example = "company_name,status,applied_at"),
+        ("delimiter" = Option<String>, Query, description = "csv: comma (default), semicolon or tab"),
+        ("bom" = Option<bool>, Query, description = "csv: start with a UTF-8 byte order mark (default false)"),
+        ("escape_formulas" = Option<bool>, Query, description = "csv and xlsx: neutralise cells starting with = + - @ tab or CR (default true)"),
+        ("status" = Option<String>, Query, description = "Comma-separated statuses: saved, applied, interview, offer, rejected", example = "interview,offer"),
+        ("source" = Option<String>, Query, description = "Comma-separated sources (case-insensitive)"),
+        ("tag" = Option<String>, Query, description = "Comma-separated tags; a job with any of them matches"),
+        ("created_from" = Option<String>, Query, description = "RFC 3339 instant or YYYY-MM-DD (UTC midnight), inclusive", example = "2026-01-01"),
+        ("created_to" = Option<String>, Query, description = "RFC 3339 instant or YYYY-MM-DD, exclusive"),
+        ("updated_since" = Option<String>, Query, description = "Jobs updated at or after this instant"),
+    ),
+    responses(
+        (status = 200, description = "The file, as an attachment", content(
+            (crate::http::openapi::ExportFile = "application/json"),
+            (String = "text/csv"),
+            (String = "application/x-ndjson"),
+            (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        ), headers(
+            ("Content-Disposition" = String, description = "attachment; filename=\"pipeline-jobs-YYYY-MM-DD.json\""),
+            ("X-Total-Count" = u64, description = "Jobs matching the filters"),
+            ("X-Export-Truncated" = bool, description = "Present (true) when the file holds fewer jobs than match"),
+        )),
+        (status = 400, description = "Invalid format, field, filter or option; the message names it", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = crate::http::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn export(
     State(state): State<AppState>,
     user: AuthUser,

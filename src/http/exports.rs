@@ -299,6 +299,27 @@ fn with_location(status: StatusCode, record: &ExportRecord, body: Value) -> Resp
 }
 
 #[tracing::instrument(name = "create_export", skip_all)]
+#[utoipa::path(
+    post,
+    path = "/api/exports",
+    operation_id = "create_export",
+    tag = "exports",
+    summary = "Queue a background export",
+    description = "Any size, any format (pdf up to 10,000 jobs). Poll the returned resource or follow `Location`. With `Idempotency-Key`, a retried request returns the first export (`200`); an identical request while one is queued or running also returns it.",
+    request_body = crate::http::openapi::CreateExport,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried POST safe: the same key returns the same export"),
+    ),
+    responses(
+        (status = 202, description = "Queued", body = crate::http::openapi::Export, headers(("Location" = String, description = "/api/exports/{id}"))),
+        (status = 200, description = "The same request was made before (idempotency key, or identical and still active)", body = crate::http::openapi::Export),
+        (status = 400, description = "Invalid body; the message names the field", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = crate::http::openapi::ErrorBody),
+        (status = 409, description = "Idempotency-Key reused with a different request", body = crate::http::openapi::ErrorBody),
+        (status = 429, description = "Too many queued or running exports", body = crate::http::openapi::ErrorBody, headers(("Retry-After" = u64, description = "Seconds"))),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn create(
     State(state): State<AppState>,
     user: AuthUser,
@@ -323,6 +344,22 @@ pub async fn create(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/exports/{id}",
+    operation_id = "get_export",
+    tag = "exports",
+    summary = "An export: status, progress, file and download URL",
+    params(
+        ("id" = Uuid, Path, description = "The export's id"),
+    ),
+    responses(
+        (status = 200, description = "The export", body = crate::http::openapi::Export),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such export of yours", body = crate::http::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn show(
     State(state): State<AppState>,
     user: AuthUser,
@@ -334,6 +371,24 @@ pub async fn show(
     Ok(Json(resource(&state, &record).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/exports",
+    operation_id = "list_exports",
+    tag = "exports",
+    summary = "Your exports, newest first",
+    params(
+        ("limit" = Option<i64>, Query, description = "1 to 100, default 20"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        ("status" = Option<String>, Query, description = "queued, running, succeeded, failed, cancelled or expired"),
+    ),
+    responses(
+        (status = 200, description = "A page of exports", body = crate::http::openapi::ExportList),
+        (status = 400, description = "Invalid limit, cursor or status", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = crate::http::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     user: AuthUser,
@@ -382,6 +437,26 @@ pub async fn list(
     })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/exports/{id}/download",
+    operation_id = "download_export",
+    tag = "exports",
+    summary = "Download the file",
+    description = "A `302` to a fresh presigned URL (fetch it without the Authorization header). With local storage the front serves the file itself (`200`).",
+    params(
+        ("id" = Uuid, Path, description = "The export's id"),
+    ),
+    responses(
+        (status = 302, description = "To the file", headers(("Location" = String, description = "A presigned URL"))),
+        (status = 200, description = "The file (local storage)", content((Vec<u8> = "application/octet-stream"))),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such export of yours", body = crate::http::openapi::ErrorBody),
+        (status = 409, description = "No file yet (queued, running, failed, cancelled)", body = crate::http::openapi::ErrorBody),
+        (status = 410, description = "The file has expired", body = crate::http::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn download(
     State(state): State<AppState>,
     user: AuthUser,
@@ -404,6 +479,24 @@ pub async fn download(
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/exports/{id}",
+    operation_id = "delete_export",
+    tag = "exports",
+    summary = "Cancel a queued or running export, or delete a finished one",
+    description = "A queued or running export is cancelled (`200` with it; the worker stops and aborts its upload). A finished one is deleted with its file (`204`); its links stop working.",
+    params(
+        ("id" = Uuid, Path, description = "The export's id"),
+    ),
+    responses(
+        (status = 200, description = "Cancelled", body = crate::http::openapi::Export),
+        (status = 204, description = "Deleted, file included"),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such export of yours", body = crate::http::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn remove(
     State(state): State<AppState>,
     user: AuthUser,

@@ -11,11 +11,32 @@ use sqlx::PgPool;
 use super::AppState;
 
 /// The process is up and serving.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "operations",
+    summary = "Liveness: the process serves",
+    responses(
+        (status = 200, description = "Up", body = crate::http::openapi::Health, example = json!({"status": "ok"})),
+    ),
+)]
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// The service can do its work: PostgreSQL answers within two seconds. 503 otherwise.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "operations",
+    summary = "Readiness: PostgreSQL answers within 2 s",
+    responses(
+        (status = 200, description = "Ready", body = crate::http::openapi::Health, example = json!({"status": "ok", "checks": {"database": "ok"}})),
+        (status = 503, description = "The database does not answer", body = crate::http::openapi::Health, example = json!({"status": "unavailable", "checks": {"database": "unreachable"}})),
+    ),
+)]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     ready(&state.pool).await
 }

@@ -16,6 +16,30 @@ use super::error::ApiError;
 use crate::auth::AuthUser;
 
 #[tracing::instrument(name = "import", skip_all, fields(dry_run))]
+#[utoipa::path(
+    post,
+    path = "/api/import",
+    operation_id = "import_jobs",
+    tag = "import",
+    summary = "Restore jobs from a JSON export",
+    description = "The body is a JSON export file as this service writes it, gzipped or not (any size; streamed). Jobs are upserted by id into your jobs in one transaction; ids that belong to another user get new ids.",
+    request_body(
+        description = "A JSON export file, plain or gzipped",
+        content(
+            (crate::http::openapi::ExportFile = "application/json"),
+            (Vec<u8> = "application/gzip"),
+        ),
+    ),
+    params(
+        ("dry_run" = Option<bool>, Query, description = "Check and count without writing"),
+    ),
+    responses(
+        (status = 200, description = "What was (or would be) done", body = crate::http::openapi::ImportSummary),
+        (status = 400, description = "Not a JSON export; nothing was written", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = crate::http::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn import(
     State(state): State<AppState>,
     user: AuthUser,

@@ -27,6 +27,24 @@ use workers::schedules::{self, ScheduleRecord};
 
 use super::AppState;
 
+#[utoipa::path(
+    get,
+    path = "/d/{token}",
+    operation_id = "follow_download_link",
+    tag = "links",
+    summary = "An emailed download link",
+    description = "A browser (`Accept` naming `text/html`) gets a page with the file's facts and a Download button; any other client, or `?download`, a `302` to a fresh presigned URL (local storage: the file).",
+    params(
+        ("token" = String, Path, description = "The signed token from the email"),
+        ("download" = Option<String>, Query, description = "Present: skip the page and download"),
+    ),
+    responses(
+        (status = 200, description = "The download page (or, with local storage and ?download, the file)", content_type = "text/html"),
+        (status = 302, description = "To the file", headers(("Location" = String, description = "A presigned URL"))),
+        (status = 404, description = "Tampered link, or the export was deleted (a page saying what to do)", content_type = "text/html"),
+        (status = 410, description = "Expired link, or the export was cancelled, failed or expired", content_type = "text/html"),
+    ),
+)]
 pub async fn follow(
     State(state): State<AppState>,
     Path(token): Path<String>,
@@ -251,6 +269,22 @@ async fn pause_link(state: &AppState, token: &str) -> Result<(Link, ScheduleReco
 }
 
 /// `GET /p/{token}`: what the schedule is, and a button that pauses it.
+#[utoipa::path(
+    get,
+    path = "/p/{token}",
+    operation_id = "show_pause_page",
+    tag = "links",
+    summary = "An emailed pause link: the schedule and a Pause button",
+    description = "Changes nothing (mail scanners follow links); the button POSTs to the same URL.",
+    params(
+        ("token" = String, Path, description = "The signed token from the email"),
+    ),
+    responses(
+        (status = 200, description = "The pause page", content_type = "text/html"),
+        (status = 404, description = "Tampered link, or the schedule was deleted", content_type = "text/html"),
+        (status = 410, description = "Expired link", content_type = "text/html"),
+    ),
+)]
 pub async fn pause_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     let (_, schedule) = match pause_link(&state, &token).await {
         Ok(found) => found,
@@ -285,6 +319,21 @@ pub async fn pause_page(State(state): State<AppState>, Path(token): Path<String>
 }
 
 /// `POST /p/{token}`: pauses the schedule.
+#[utoipa::path(
+    post,
+    path = "/p/{token}",
+    operation_id = "pause_schedule",
+    tag = "links",
+    summary = "Pause the schedule of a pause link",
+    params(
+        ("token" = String, Path, description = "The signed token from the email"),
+    ),
+    responses(
+        (status = 200, description = "Paused", content_type = "text/html"),
+        (status = 404, description = "Tampered link, or the schedule was deleted", content_type = "text/html"),
+        (status = 410, description = "Expired link", content_type = "text/html"),
+    ),
+)]
 pub async fn pause(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     let (link, _) = match pause_link(&state, &token).await {
         Ok(found) => found,

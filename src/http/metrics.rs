@@ -15,6 +15,17 @@ use workers::metrics::Metrics;
 
 use super::AppState;
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    summary = "Prometheus metrics",
+    description = "Text exposition (OpenMetrics). Counts and durations only: no user, id or token.",
+    responses(
+        (status = 200, description = "The metrics", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
+    ),
+)]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     render(&state.pool, &state.metrics).await
 }

@@ -8,20 +8,26 @@ mod health;
 mod import;
 mod links;
 mod metrics;
+pub mod openapi;
 mod schedules;
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderName, Request};
-use axum::routing::{get, post};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
 
 pub use self::error::ApiError;
 pub use self::export::{ExportParams, accepts_gzip};
@@ -89,35 +95,67 @@ pub(crate) fn found(url: &str) -> axum::response::Response {
     }
 }
 
+/// Every documented route, registered with its documentation (see [`openapi`]).
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(export::export))
+        .routes(routes!(exports::create, exports::list))
+        .routes(routes!(exports::show, exports::remove))
+        .routes(routes!(exports::download))
+        .routes(routes!(schedules::create, schedules::list))
+        .routes(routes!(
+            schedules::show,
+            schedules::update,
+            schedules::remove
+        ))
+        .routes(routes!(schedules::run_now))
+        .routes(routes!(schedules::runs))
+        .routes(routes!(import::import))
+        .routes(routes!(links::follow))
+        .routes(routes!(links::pause_page, links::pause))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(metrics::metrics))
+        .routes(routes!(openapi_json))
+}
+
+/// The OpenAPI 3.1 document of every route [`router`] serves.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    api().split_for_parts().1
+}
+
+static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
+    openapi_document()
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes")
+});
+
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "openapi",
+    tag = "operations",
+    summary = "This document (OpenAPI 3.1)",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object)),
+)]
+async fn openapi_json() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        DOCUMENT.as_str(),
+    )
+        .into_response()
+}
+
 /// The whole HTTP API.
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
-    Router::new()
-        .route("/api/export", get(export::export))
-        .route("/api/exports", post(exports::create).get(exports::list))
-        .route(
-            "/api/exports/{id}",
-            get(exports::show).delete(exports::remove),
-        )
-        .route("/api/exports/{id}/download", get(exports::download))
-        .route(
-            "/api/export-schedules",
-            post(schedules::create).get(schedules::list),
-        )
-        .route(
-            "/api/export-schedules/{id}",
-            get(schedules::show)
-                .patch(schedules::update)
-                .delete(schedules::remove),
-        )
-        .route("/api/export-schedules/{id}/run", post(schedules::run_now))
-        .route("/api/export-schedules/{id}/runs", get(schedules::runs))
-        .route("/api/import", post(import::import))
-        .route("/d/{token}", get(links::follow))
-        .route("/p/{token}", get(links::pause_page).post(links::pause))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::metrics))
+    let (api, _) = api().split_for_parts();
+    // `/docs` (documented in [`openapi::ApiDoc`]), `/docs/` and the UI's assets.
+    let swagger: Router<AppState> = SwaggerUi::new("/docs")
+        // No online validator badge: the page must not reach out of this service.
+        .config(utoipa_swagger_ui::Config::from("/openapi.json").validator_url("none"))
+        .into();
+    api.merge(swagger)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(

@@ -192,6 +192,22 @@ fn located(status: StatusCode, location: &str, body: Value) -> Response {
 }
 
 #[tracing::instrument(name = "create_schedule", skip_all)]
+#[utoipa::path(
+    post,
+    path = "/api/export-schedules",
+    operation_id = "create_schedule",
+    tag = "schedules",
+    summary = "Create a backup schedule",
+    description = "`cadence` is required. The first run is the cadence's first occurrence after now, in `timezone`.",
+    request_body = crate::http::openapi::ScheduleInput,
+    responses(
+        (status = 201, description = "Created", body = crate::http::openapi::Schedule, headers(("Location" = String, description = "/api/export-schedules/{id}"))),
+        (status = 400, description = "Invalid cadence, timezone, time or other field; the message names it", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = crate::http::openapi::ErrorBody),
+        (status = 409, description = "At most 25 schedules per user", body = crate::http::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn create(
     State(state): State<AppState>,
     user: AuthUser,
@@ -217,6 +233,18 @@ fn schedule_error(e: ScheduleError) -> ApiError {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/export-schedules",
+    operation_id = "list_schedules",
+    tag = "schedules",
+    summary = "Your backup schedules, oldest first",
+    responses(
+        (status = 200, description = "Every schedule", body = crate::http::openapi::ScheduleList),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = crate::http::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list(State(state): State<AppState>, user: AuthUser) -> Result<Json<Value>, ApiError> {
     let records = schedules::list(&state.pool, user.id).await?;
     Ok(Json(json!({
@@ -224,6 +252,22 @@ pub async fn list(State(state): State<AppState>, user: AuthUser) -> Result<Json<
     })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/export-schedules/{id}",
+    operation_id = "get_schedule",
+    tag = "schedules",
+    summary = "A backup schedule",
+    params(
+        ("id" = Uuid, Path, description = "The schedule's id"),
+    ),
+    responses(
+        (status = 200, description = "The schedule", body = crate::http::openapi::Schedule),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such schedule of yours", body = crate::http::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn show(
     State(state): State<AppState>,
     user: AuthUser,
@@ -240,6 +284,24 @@ pub async fn show(
 }
 
 #[tracing::instrument(name = "update_schedule", skip_all)]
+#[utoipa::path(
+    patch,
+    path = "/api/export-schedules/{id}",
+    operation_id = "update_schedule",
+    tag = "schedules",
+    summary = "Change a backup schedule (any field; paused: true|false)",
+    request_body = crate::http::openapi::ScheduleInput,
+    params(
+        ("id" = Uuid, Path, description = "The schedule's id"),
+    ),
+    responses(
+        (status = 200, description = "The changed schedule", body = crate::http::openapi::Schedule),
+        (status = 400, description = "Invalid field; the message names it", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such schedule of yours", body = crate::http::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn update(
     State(state): State<AppState>,
     user: AuthUser,
@@ -276,6 +338,23 @@ pub async fn update(
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/export-schedules/{id}",
+    operation_id = "delete_schedule",
+    tag = "schedules",
+    summary = "Delete a backup schedule",
+    description = "No further runs. Its backups stay and from then on follow the ad-hoc retention.",
+    params(
+        ("id" = Uuid, Path, description = "The schedule's id"),
+    ),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such schedule of yours", body = crate::http::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn remove(
     State(state): State<AppState>,
     user: AuthUser,
@@ -290,6 +369,23 @@ pub async fn remove(
 }
 
 #[tracing::instrument(name = "run_schedule", skip_all)]
+#[utoipa::path(
+    post,
+    path = "/api/export-schedules/{id}/run",
+    operation_id = "run_schedule",
+    tag = "schedules",
+    summary = "Run a backup now, outside the cadence",
+    params(
+        ("id" = Uuid, Path, description = "The schedule's id"),
+    ),
+    responses(
+        (status = 202, description = "The run, with its export", body = crate::http::openapi::Run, headers(("Location" = String, description = "/api/exports/{export_id}"))),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such schedule of yours", body = crate::http::openapi::ErrorBody),
+        (status = 429, description = "Too many queued or running exports", body = crate::http::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn run_now(
     State(state): State<AppState>,
     user: AuthUser,
@@ -315,6 +411,25 @@ pub async fn run_now(
     Ok(located(StatusCode::ACCEPTED, &location, run_resource(&run)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/export-schedules/{id}/runs",
+    operation_id = "list_schedule_runs",
+    tag = "schedules",
+    summary = "A schedule's run history, newest first",
+    params(
+        ("id" = Uuid, Path, description = "The schedule's id"),
+        ("limit" = Option<i64>, Query, description = "1 to 100, default 20"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of runs", body = crate::http::openapi::RunList),
+        (status = 400, description = "Invalid limit or cursor", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such schedule of yours", body = crate::http::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn runs(
     State(state): State<AppState>,
     user: AuthUser,

@@ -361,3 +361,31 @@ async fn a_backups_page_names_its_schedule_next_run_and_pause_link() {
         true
     );
 }
+
+#[tokio::test]
+async fn the_docs_page_renders_every_operation_offline_in_chromium() {
+    let app = TestApp::spawn().await;
+    let browser = Browser::start().await;
+    browser.open(&app.url("/docs")).await;
+    // Swagger UI renders from its scripts, served by this binary: wait for the operations.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let operations = loop {
+        let found = browser
+            .command(
+                reqwest::Method::POST,
+                "/elements",
+                Some(json!({"using": "css selector", "value": ".opblock"})),
+            )
+            .await;
+        let n = found.as_array().map_or(0, Vec::len);
+        if n >= 21 || Instant::now() > deadline {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(operations >= 21, "{operations} operations rendered");
+    let page = browser.text("body").await;
+    assert!(page.contains("pipeline-export"), "{page}");
+    assert!(page.contains("/api/export-schedules/{id}/runs"), "{page}");
+    browser.screenshot("docs-page").await;
+}

@@ -14,5 +14,6 @@ mod helpers;
 mod import;
 mod limits;
 mod metrics;
+mod openapi;
 mod reports;
 mod schedules;
