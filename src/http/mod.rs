@@ -146,6 +146,37 @@ async fn openapi_json() -> Response {
         .into_response()
 }
 
+/// Records the export or schedule a route names (`/api/exports/{id}`,
+/// `/api/export-schedules/{id}`) on the request's span, so every log line of the request
+/// carries it. Only well-formed ids; whether the caller may see it is the handler's business.
+async fn ids_in_logs(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use axum::RequestExt;
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str());
+    let field = match route {
+        Some(r) if r.starts_with("/api/exports/{id}") => Some("export_id"),
+        Some(r) if r.starts_with("/api/export-schedules/{id}") => Some("schedule_id"),
+        _ => None,
+    };
+    if let Some(field) = field
+        && let Ok(params) = request
+            .extract_parts::<axum::extract::RawPathParams>()
+            .await
+        && let Some(id) = params
+            .iter()
+            .find(|(name, _)| *name == "id")
+            .and_then(|(_, v)| uuid::Uuid::try_parse(v).ok())
+    {
+        tracing::Span::current().record(field, tracing::field::display(id));
+    }
+    next.run(request).await
+}
+
 /// The whole HTTP API.
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
@@ -162,6 +193,7 @@ pub fn router(state: AppState) -> Router {
             state.metrics.clone(),
             metrics::track,
         ))
+        .layer(axum::middleware::from_fn(ids_in_logs))
         .with_state(state)
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::Internal(anyhow::anyhow!(
@@ -181,6 +213,8 @@ pub fn router(state: AppState) -> Router {
                     path = req.uri().path(),
                     request_id,
                     user_id = tracing::field::Empty,
+                    export_id = tracing::field::Empty,
+                    schedule_id = tracing::field::Empty,
                 )
             }),
         )

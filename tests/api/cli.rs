@@ -489,3 +489,194 @@ async fn memory_stays_flat_from_100_to_100_000_rows() {
         "peak RSS grew {growth_mib:.1} MiB (from {after_small} KiB to {after_large} KiB)"
     );
 }
+
+/// The `spans` of a JSON log line, by name.
+fn span<'a>(line: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    line["spans"].as_array()?.iter().find(|s| s["name"] == name)
+}
+
+#[tokio::test]
+async fn json_logs_carry_request_user_and_export_ids_and_never_a_secret() {
+    use crate::helpers::{bucket, fresh_database_url, jwt_for, s3_endpoint, smtp_url};
+    let url = fresh_database_url().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let log_path = std::env::temp_dir().join(format!("pe-json-log-{port}.log"));
+    let mut child = command()
+        .arg("all")
+        .env("DATABASE_URL", &url)
+        .env("JWT_SECRET", JWT_SECRET)
+        .env("LINK_SECRET", LINK_SECRET)
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("PUBLIC_BASE_URL", &base)
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .env("S3_BUCKET", bucket())
+        .env("S3_ENDPOINT", s3_endpoint())
+        .env("S3_FORCE_PATH_STYLE", "true")
+        .env("SMTP_URL", smtp_url())
+        .env("WORKER_HEARTBEAT", "1s")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(Instant::now() < deadline, "the service did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let email = format!("logs-{}@test.pipeline", uuid::Uuid::new_v4().simple());
+    let created = run(
+        &["token", "create", "--email", &email],
+        &[("DATABASE_URL", &url)],
+    );
+    let token = stdout(&created).trim().to_owned();
+    assert!(token.starts_with("pex_"), "{}", stderr(&created));
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let user_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
+        .bind(&email)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let jwt = jwt_for(user_id);
+
+    let export: serde_json::Value = client
+        .post(format!("{base}/api/exports"))
+        .bearer_auth(&token)
+        .header("x-request-id", "log-test-create")
+        .json(&serde_json::json!({"format": "csv", "notify": {"email": true}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = export["id"].as_str().unwrap().to_owned();
+    let presigned = loop {
+        let current: serde_json::Value = client
+            .get(format!("{base}/api/exports/{id}"))
+            .bearer_auth(&jwt)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if current["status"] == "succeeded" {
+            break current["download_url"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(30),
+            "{current}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // A request that fails, for a line of its own: another user's (unknown) export.
+    let missing = client
+        .delete(format!("{base}/api/exports/{}", uuid::Uuid::new_v4()))
+        .bearer_auth(&token)
+        .header("x-request-id", "log-test-missing")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    // The email is sent (and logged) once the worker's email task ran.
+    let mails = format!("{}/api/email", crate::helpers::maildev_api());
+    let sent = loop {
+        let all: Vec<serde_json::Value> = reqwest::get(&mails).await.unwrap().json().await.unwrap();
+        if let Some(mail) = all.into_iter().find(|m| m["to"][0]["address"] == email) {
+            break mail;
+        }
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(60),
+            "no email"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let link_token = sent["text"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .find_map(|w| w.split("/d/").nth(1))
+        .unwrap()
+        .trim_end_matches(['.', ')', '>'])
+        .to_owned();
+    let deleted = client
+        .delete(format!("{base}/api/exports/{id}"))
+        .bearer_auth(&token)
+        .header("x-request-id", "log-test-delete")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let find = |message: &str| {
+        lines
+            .iter()
+            .find(|l| l["message"] == message)
+            .unwrap_or_else(|| panic!("no {message:?} line in\n{log}"))
+    };
+    let queued = find("export queued");
+    let request = span(queued, "request").expect("inside the request's span");
+    assert_eq!(request["request_id"], "log-test-create");
+    assert_eq!(request["user_id"], user_id.to_string());
+    assert_eq!(queued["export_id"], id);
+    let succeeded = find("export succeeded");
+    assert_eq!(span(succeeded, "export_task").unwrap()["export_id"], id);
+    let mailed = find("email sent");
+    assert_eq!(span(mailed, "email_task").unwrap()["export_id"], id);
+    // A route naming the export puts it on the request's span: every line of it carries it.
+    let deleted = find("export deleted");
+    let request = span(deleted, "request").unwrap();
+    assert_eq!(request["request_id"], "log-test-delete");
+    assert_eq!(request["export_id"], id);
+    assert_eq!(request["user_id"], user_id.to_string());
+
+    let signature = presigned
+        .split("X-Amz-Signature=")
+        .nth(1)
+        .expect("a presigned URL")
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
+    let link_mac = link_token.rsplit('.').next().unwrap().to_owned();
+    for (what, secret) in [
+        ("JWT_SECRET", JWT_SECRET),
+        ("LINK_SECRET", LINK_SECRET),
+        ("the personal token", token.as_str()),
+        ("the personal token's secret part", &token[12..]),
+        ("the JWT", jwt.as_str()),
+        ("the presigned URL's signature", signature.as_str()),
+        ("the download link's MAC", link_mac.as_str()),
+        (
+            "the S3 secret key",
+            std::env::var("AWS_SECRET_ACCESS_KEY").unwrap().as_str(),
+        ),
+    ] {
+        assert!(!log.contains(secret), "{what} is in the logs");
+    }
+}
