@@ -40,6 +40,8 @@ pub enum Command {
     Token(TokenCommand),
     /// Add N realistic jobs to a user (created if missing) and print a token to try them.
     Seed(SeedArgs),
+    /// Export a user's jobs to a file or stdout, as GET /api/export would (no row cap).
+    Export(Box<ExportArgs>),
     /// Create and list a user's scheduled backups.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
@@ -48,6 +50,75 @@ pub enum Command {
     Healthcheck(HealthcheckArgs),
     /// Print the OpenAPI 3.1 document (the one `GET /openapi.json` serves).
     Openapi,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The user's email address.
+    #[arg(long)]
+    pub email: String,
+    /// json, csv, ndjson or xlsx.
+    #[arg(long, default_value = "json")]
+    pub format: String,
+    /// Gzip the file (and add `.gz` to the default name).
+    #[arg(long)]
+    pub gzip: bool,
+    /// A file, or `-` for stdout. Default: the endpoint's file name in the current directory.
+    #[arg(long, value_name = "FILE|-")]
+    pub out: Option<std::path::PathBuf>,
+    /// A filter, as GET /api/export takes it: `status=interview,offer`, `tag=backend`,
+    /// `created_from=2026-01-01`, ... (repeatable).
+    #[arg(long = "filter", value_name = "NAME=VALUE")]
+    pub filters: Vec<String>,
+    /// A subset of the fields, in this order: `company_name,status,applied_at`.
+    #[arg(long)]
+    pub fields: Option<String>,
+    /// csv: comma, semicolon or tab.
+    #[arg(long)]
+    pub delimiter: Option<String>,
+    /// csv: start with a UTF-8 byte order mark.
+    #[arg(long)]
+    pub bom: bool,
+    /// csv and xlsx: neutralise cells that start with = + - @ (true by default).
+    #[arg(long, value_name = "BOOL")]
+    pub escape_formulas: Option<bool>,
+}
+
+impl ExportArgs {
+    /// The GET /api/export query string these options stand for.
+    fn query(&self) -> anyhow::Result<String> {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.append_pair("format", &self.format);
+        for filter in &self.filters {
+            let (name, value) = filter
+                .split_once('=')
+                .ok_or_else(|| usage(format!("--filter {filter:?} must be NAME=VALUE")))?;
+            if matches!(
+                name,
+                "format" | "fields" | "delimiter" | "bom" | "escape_formulas"
+            ) {
+                return Err(usage(format!("--filter {name}: use --{name} instead")));
+            }
+            query.append_pair(name, value);
+        }
+        if let Some(fields) = &self.fields {
+            query.append_pair("fields", fields);
+        }
+        if let Some(delimiter) = &self.delimiter {
+            query.append_pair("delimiter", delimiter);
+        }
+        if self.bom {
+            query.append_pair("bom", "true");
+        }
+        if let Some(escape) = self.escape_formulas {
+            query.append_pair("escape_formulas", if escape { "true" } else { "false" });
+        }
+        let query = query.finish();
+        crate::local_export::parse(&query).map_err(usage)?;
+        Ok(query)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -297,6 +368,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Token(cmd) => token(cmd).await,
         Command::Seed(args) => seed(args).await,
+        Command::Export(args) => export(*args).await,
         Command::Schedule(cmd) => schedule(cmd).await,
         Command::Healthcheck(args) => healthcheck(args).await,
         Command::Openapi => {
@@ -555,11 +627,61 @@ async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn export(args: ExportArgs) -> anyhow::Result<()> {
+    let query = args.query()?;
+    let pool = db::pool(&args.database.config()?)?;
+    let user_id: Option<Uuid> = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
+        .bind(args.email.trim())
+        .fetch_optional(&pool)
+        .await
+        .context("looking up the user")?;
+    let user_id = user_id.ok_or_else(|| anyhow::anyhow!("no user with email {}", args.email))?;
+    let output = match args.out {
+        Some(p) if p.as_os_str() == "-" => crate::local_export::Output::Stdout,
+        Some(p) => crate::local_export::Output::File(p),
+        None => crate::local_export::Output::DefaultName(".".into()),
+    };
+    let written = crate::local_export::run(
+        &pool,
+        crate::local_export::LocalExport {
+            user_id,
+            query,
+            gzip: args.gzip,
+            output,
+        },
+    )
+    .await?;
+    let to = written
+        .path
+        .as_ref()
+        .map_or("stdout".to_owned(), |p| p.display().to_string());
+    eprintln!(
+        "exported {} jobs ({} bytes) to {to} in {:.1} s",
+        written.rows, written.bytes, written.seconds
+    );
+    if let Some(path) = written.path {
+        println!("{}", path.display());
+    }
+    pool.close().await;
+    Ok(())
+}
+
 async fn seed(args: SeedArgs) -> anyhow::Result<()> {
     let pool = db::pool(&args.database.config()?)?;
     db::migrate(&pool).await?;
     let started = std::time::Instant::now();
-    let report = seed::seed(&pool, &args.email, args.jobs, args.replace, args.rng_seed).await?;
+    let bar = crate::progress::rows(args.jobs, "seeding");
+    let report = seed::seed_with_progress(
+        &pool,
+        &args.email,
+        args.jobs,
+        args.replace,
+        args.rng_seed,
+        |rows| bar.set_position(rows),
+    )
+    .await;
+    bar.finish_and_clear();
+    let report = report?;
     let elapsed = started.elapsed();
     let (_, token) = auth::create_token(&pool, report.user_id, "seed").await?;
     eprintln!(

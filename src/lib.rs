@@ -9,5 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod local_export;
+pub mod progress;
 pub mod seed;
 pub mod telemetry;

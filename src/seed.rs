@@ -129,6 +129,18 @@ pub async fn seed(
     replace: bool,
     rng_seed: u64,
 ) -> anyhow::Result<SeedReport> {
+    seed_with_progress(pool, email, jobs, replace, rng_seed, |_| {}).await
+}
+
+/// [`seed`], telling `on_rows` how many jobs have been sent so far (about every 1 MiB).
+pub async fn seed_with_progress(
+    pool: &PgPool,
+    email: &str,
+    jobs: u64,
+    replace: bool,
+    rng_seed: u64,
+    mut on_rows: impl FnMut(u64),
+) -> anyhow::Result<SeedReport> {
     let (user_id, created_user) = crate::db::ensure_user(pool, email).await?;
     let mut tx = pool.begin().await?;
     if replace {
@@ -155,11 +167,13 @@ pub async fn seed(
         if buf.len() >= 1 << 20 {
             copy.send(&buf[..]).await.context("sending rows")?;
             buf.clear();
+            on_rows(i + 1);
         }
     }
     if !buf.is_empty() {
         copy.send(&buf[..]).await.context("sending rows")?;
     }
+    on_rows(jobs);
     let inserted = copy.finish().await.context("finishing COPY")?;
     tx.commit().await?;
     // Fresh statistics so the first exports get good plans.

@@ -680,3 +680,185 @@ async fn json_logs_carry_request_user_and_export_ids_and_never_a_secret() {
         assert!(!log.contains(secret), "{what} is in the logs");
     }
 }
+
+/// Runs `args` in a pseudo-terminal (util-linux `script`), as a person at a terminal would;
+/// returns everything the terminal showed.
+fn run_in_terminal(args: &[&str], env: &[(&str, &str)]) -> String {
+    let line = std::iter::once(BIN)
+        .chain(args.iter().copied())
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    // `script` with the environment `command()` gives the binary.
+    let mut script = Command::new("script");
+    script.args(["-qec", &line, "/dev/null"]);
+    for (k, v) in command().get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    for (k, v) in env {
+        script.env(k, v);
+    }
+    let out = script.output().expect("script (util-linux) runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn the_export_command_writes_what_the_endpoint_serves() {
+    let app = TestApp::spawn_with(|c| c.sync_export_max_rows = None).await;
+    let user = app.create_user().await;
+    pipeline_export::seed::seed(&app.pool, &user.email, 300, false, 5)
+        .await
+        .unwrap();
+    let env = [("DATABASE_URL", database_url())];
+    let sync = |query: &'static str| {
+        let app = &app;
+        let token = user.token.clone();
+        async move {
+            app.export(&token, query)
+                .await
+                .bytes()
+                .await
+                .unwrap()
+                .to_vec()
+        }
+    };
+
+    // csv to stdout: byte for byte the endpoint's; no progress bar off a terminal.
+    let out = run(
+        &[
+            "export",
+            "--email",
+            &user.email,
+            "--format",
+            "csv",
+            "--out",
+            "-",
+        ],
+        &env,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout, sync("format=csv").await);
+    assert!(
+        stderr(&out).contains("exported 300 jobs"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("ETA"), "{}", stderr(&out));
+
+    // Options and filters as the endpoint takes them; gzip into a named file.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("offers.csv.gz");
+    let out = run(
+        &[
+            "export",
+            "--email",
+            &user.email,
+            "--format",
+            "csv",
+            "--gzip",
+            "--out",
+            file.to_str().unwrap(),
+            "--filter",
+            "status=offer,interview",
+            "--delimiter",
+            "semicolon",
+            "--bom",
+            "--fields",
+            "company_name,status,tags",
+        ],
+        &env,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), file.to_str().unwrap());
+    assert_eq!(
+        crate::helpers::gunzip(&std::fs::read(&file).unwrap()),
+        sync("format=csv&status=offer,interview&delimiter=semicolon&bom=true&fields=company_name,status,tags").await
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no partial file left"
+    );
+
+    // The default name, in the current directory; JSON equal but for `exported_at`.
+    let out = command()
+        .args(["export", "--email", &user.email, "--format", "json"])
+        .env("DATABASE_URL", database_url())
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let name = stdout(&out).trim().to_owned();
+    assert!(
+        name.starts_with("./pipeline-jobs-") && name.ends_with(".json"),
+        "{name}"
+    );
+    let mut written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join(&name)).unwrap()).unwrap();
+    let mut served: serde_json::Value = serde_json::from_slice(&sync("format=json").await).unwrap();
+    written["exported_at"] = serde_json::Value::Null;
+    served["exported_at"] = serde_json::Value::Null;
+    assert_eq!(written, served);
+
+    // Refused as the endpoint refuses, with the endpoint's message; unknown user: exit 1.
+    let bad = run(&["export", "--email", &user.email, "--format", "xml"], &env);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("format must be"), "{}", stderr(&bad));
+    let bad = run(
+        &["export", "--email", &user.email, "--filter", "colour=red"],
+        &env,
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("colour"), "{}", stderr(&bad));
+    let nobody = run(
+        &["export", "--email", "nobody@nowhere.test", "--out", "-"],
+        &env,
+    );
+    assert_eq!(nobody.status.code(), Some(1));
+    assert!(stderr(&nobody).contains("no user"), "{}", stderr(&nobody));
+
+    // At a terminal: a progress bar with rows, rate and ETA, and the same file.
+    let file = dir.path().join("at-a-terminal.ndjson");
+    let screen = run_in_terminal(
+        &[
+            "export",
+            "--email",
+            &user.email,
+            "--format",
+            "ndjson",
+            "--out",
+            file.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert!(
+        screen.contains("exporting") && screen.contains("rows/s") && screen.contains("ETA"),
+        "{screen}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), sync("format=ndjson").await);
+}
+
+#[test]
+fn seed_shows_progress_only_at_a_terminal() {
+    let email = format!(
+        "seed-progress-{}@test.pipeline",
+        uuid::Uuid::new_v4().simple()
+    );
+    let env = [("DATABASE_URL", database_url())];
+    let screen = run_in_terminal(&["seed", "--email", &email, "--jobs", "2000"], &env);
+    assert!(
+        screen.contains("seeding") && screen.contains("/2,000 rows") && screen.contains("ETA"),
+        "{screen}"
+    );
+    let piped = run(&["seed", "--email", &email, "--jobs", "10"], &env);
+    assert!(piped.status.success());
+    assert!(!stderr(&piped).contains("rows/s"), "{}", stderr(&piped));
+}

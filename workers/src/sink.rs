@@ -26,6 +26,49 @@ pub trait ByteSink: Send {
     fn rows_written(&mut self, _rows: u64) {}
 }
 
+/// A sink into any async writer (a file, stdout), telling `on_rows` of progress.
+pub struct WriterSink<W, F> {
+    writer: W,
+    on_rows: F,
+}
+
+impl<W, F> WriterSink<W, F>
+where
+    W: tokio::io::AsyncWrite + Unpin + Send,
+    F: FnMut(u64) + Send,
+{
+    pub fn new(writer: W, on_rows: F) -> Self {
+        WriterSink { writer, on_rows }
+    }
+
+    /// Flushes and returns the writer.
+    pub async fn finish(mut self) -> std::io::Result<W> {
+        use tokio::io::AsyncWriteExt;
+        self.writer.flush().await?;
+        Ok(self.writer)
+    }
+}
+
+impl<W, F> ByteSink for WriterSink<W, F>
+where
+    W: tokio::io::AsyncWrite + Unpin + Send,
+    F: FnMut(u64) + Send,
+{
+    async fn send(&mut self, chunk: Bytes) -> Result<(), SinkError> {
+        use tokio::io::AsyncWriteExt;
+        match self.writer.write_all(&chunk).await {
+            Ok(()) => Ok(()),
+            // A reader that went away (`| head`): stop quietly, like any Unix tool.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(SinkError::Closed),
+            Err(e) => Err(SinkError::Failed(Box::new(e))),
+        }
+    }
+
+    fn rows_written(&mut self, rows: u64) {
+        (self.on_rows)(rows);
+    }
+}
+
 /// A sink into a bounded channel, e.g. the body of an HTTP response.
 pub struct ChannelSink<E> {
     tx: tokio::sync::mpsc::Sender<Result<Bytes, E>>,
