@@ -50,6 +50,9 @@ pub enum Command {
     Healthcheck(HealthcheckArgs),
     /// Print the OpenAPI 3.1 document (the one `GET /openapi.json` serves).
     Openapi,
+    /// Check the database, migrations, storage and mail with this configuration, and say
+    /// what to fix; exit 1 if anything failed.
+    Doctor(Box<DoctorArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -119,6 +122,17 @@ impl ExportArgs {
         crate::local_export::parse(&query).map_err(usage)?;
         Ok(query)
     }
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub background: BackgroundArgs,
+    /// The front's JWT key (only checked for presence).
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<crate::config::Secret>,
 }
 
 #[derive(Debug, Args)]
@@ -371,6 +385,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Export(args) => export(*args).await,
         Command::Schedule(cmd) => schedule(cmd).await,
         Command::Healthcheck(args) => healthcheck(args).await,
+        Command::Doctor(args) => {
+            let checks =
+                crate::doctor::run(&args.database, &args.background, args.jwt_secret.as_ref())
+                    .await;
+            print!("{}", crate::doctor::table(&checks));
+            let failed = checks
+                .iter()
+                .filter(|c| c.outcome == crate::doctor::Outcome::Fail)
+                .count();
+            if failed > 0 {
+                anyhow::bail!("{failed} check(s) failed");
+            }
+            Ok(())
+        }
         Command::Openapi => {
             println!("{}", http::openapi_document().to_pretty_json()?);
             Ok(())

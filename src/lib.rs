@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod doctor;
 pub mod http;
 pub mod local_export;
 pub mod progress;

@@ -18,6 +18,7 @@ fn command() -> Command {
         "SYNC_EXPORT_MAX_ROWS",
         "LOG_FORMAT",
         "S3_BUCKET",
+        "S3_ENDPOINT",
         "SMTP_URL",
     ] {
         cmd.env_remove(var);
@@ -861,4 +862,100 @@ fn seed_shows_progress_only_at_a_terminal() {
     let piped = run(&["seed", "--email", &email, "--jobs", "10"], &env);
     assert!(piped.status.success());
     assert!(!stderr(&piped).contains("rows/s"), "{}", stderr(&piped));
+}
+
+/// The result column of each check in `doctor`'s table.
+fn doctor_results(table: &str) -> std::collections::HashMap<String, String> {
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| !l.starts_with(' '))
+        .map(|l| {
+            let mut words = l.split_whitespace();
+            (
+                words.next().unwrap().to_owned(),
+                words.next().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn doctor_checks_the_real_services_and_names_what_is_down() {
+    use crate::helpers::{bucket, s3_endpoint, smtp_url};
+    // The test database is migrated by the test run.
+    let _app = TestApp::spawn().await;
+    let endpoint = s3_endpoint();
+    let smtp = smtp_url();
+    let up = [
+        ("DATABASE_URL", database_url()),
+        ("JWT_SECRET", JWT_SECRET),
+        ("LINK_SECRET", LINK_SECRET),
+        ("S3_BUCKET", bucket()),
+        ("S3_ENDPOINT", endpoint.as_str()),
+        ("S3_FORCE_PATH_STYLE", "true"),
+        ("SMTP_URL", smtp.as_str()),
+    ];
+    let out = run(&["doctor"], &up);
+    let table = stdout(&out);
+    assert!(out.status.success(), "{table}{}", stderr(&out));
+    let results = doctor_results(&table);
+    for check in [
+        "config",
+        "database",
+        "migrations",
+        "storage",
+        "mail",
+        "queue",
+    ] {
+        assert_eq!(
+            results.get(check).map(String::as_str),
+            Some("ok"),
+            "{table}"
+        );
+    }
+    assert!(table.contains("presigned GET"), "{table}");
+    assert!(table.contains("EHLO"), "{table}");
+    assert!(!table.contains(JWT_SECRET) && !table.contains(LINK_SECRET));
+
+    // Storage and SMTP stopped (nothing listens on their ports): named, with a fix, exit 1.
+    let closed = |port: u16| format!("127.0.0.1:{port}");
+    let dead_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dead_s3 = format!("http://{}", closed(dead_port));
+    let dead_smtp = format!("smtp://{}", closed(dead_port));
+    let mut down = up.to_vec();
+    down.retain(|(k, _)| !matches!(*k, "S3_ENDPOINT" | "SMTP_URL" | "JWT_SECRET"));
+    down.push(("S3_ENDPOINT", &dead_s3));
+    down.push(("SMTP_URL", &dead_smtp));
+    let out = run(&["doctor"], &down);
+    let table = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{table}");
+    let results = doctor_results(&table);
+    assert_eq!(results["database"], "ok", "{table}");
+    assert_eq!(results["storage"], "FAIL", "{table}");
+    assert_eq!(results["mail"], "FAIL", "{table}");
+    assert_eq!(results["config"], "warn", "JWT_SECRET missing: {table}");
+    assert!(table.contains("fix: check S3_ENDPOINT"), "{table}");
+    assert!(table.contains("fix: check SMTP_URL"), "{table}");
+    assert!(
+        stderr(&out).contains("2 check(s) failed"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The database stopped: what needs it is skipped, not failed twice.
+    let dead_db = format!("postgres://postgres@{}/postgres", closed(dead_port));
+    let mut no_db = up.to_vec();
+    no_db.retain(|(k, _)| *k != "DATABASE_URL");
+    no_db.push(("DATABASE_URL", &dead_db));
+    let out = run(&["doctor"], &no_db);
+    let table = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{table}");
+    let results = doctor_results(&table);
+    assert_eq!(results["database"], "FAIL", "{table}");
+    assert_eq!(results["migrations"], "skipped", "{table}");
+    assert_eq!(results["storage"], "ok", "{table}");
 }

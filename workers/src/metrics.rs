@@ -256,28 +256,16 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// Reads the queues' depth and oldest waiting task from `apalis.jobs`.
+    /// Sets the queue gauges from [`queue_stats`].
     pub async fn observe_queues(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
-        let rows: Vec<(String, i64, Option<f64>)> = sqlx::query_as(
-            "SELECT q.name, \
-                    count(j.id) FILTER (WHERE j.status IN ('Pending', 'Queued') \
-                        OR (j.status = 'Failed' AND j.attempts < j.max_attempts)), \
-                    EXTRACT(EPOCH FROM now() - min(j.run_at) FILTER (WHERE j.run_at <= now() \
-                        AND (j.status IN ('Pending', 'Queued') \
-                        OR (j.status = 'Failed' AND j.attempts < j.max_attempts))))::float8 \
-             FROM unnest($1::text[]) AS q(name) \
-             LEFT JOIN apalis.jobs j ON j.job_type = q.name \
-             GROUP BY q.name",
-        )
-        .bind([EXPORTS_QUEUE, EMAILS_QUEUE])
-        .fetch_all(pool)
-        .await?;
-        for (queue, depth, oldest) in rows {
-            let labels = QueueLabels { queue };
-            self.queue_depth.get_or_create(&labels).set(depth);
+        for stat in queue_stats(pool).await? {
+            let labels = QueueLabels {
+                queue: stat.queue.to_owned(),
+            };
+            self.queue_depth.get_or_create(&labels).set(stat.depth);
             self.queue_oldest_age
                 .get_or_create(&labels)
-                .set(oldest.unwrap_or(0.0).max(0.0));
+                .set(stat.oldest_age_secs);
         }
         Ok(())
     }
@@ -289,6 +277,39 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
+}
+
+/// One queue's backlog.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueStat {
+    pub queue: &'static str,
+    /// Tasks waiting, ready or delayed (a retry's backoff).
+    pub depth: i64,
+    /// How long the oldest task that could run has waited; 0 when none.
+    pub oldest_age_secs: f64,
+}
+
+/// The exports and emails queues' backlog, from `apalis.jobs`.
+pub async fn queue_stats(pool: &PgPool) -> Result<Vec<QueueStat>, sqlx::Error> {
+    let mut stats = Vec::with_capacity(2);
+    for queue in [EXPORTS_QUEUE, EMAILS_QUEUE] {
+        let (depth, oldest): (i64, Option<f64>) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE waiting), \
+                    EXTRACT(EPOCH FROM now() - min(run_at) FILTER (WHERE waiting AND run_at <= now()))::float8 \
+             FROM (SELECT run_at, (status IN ('Pending', 'Queued') \
+                       OR (status = 'Failed' AND attempts < max_attempts)) AS waiting \
+                   FROM apalis.jobs WHERE job_type = $1) j",
+        )
+        .bind(queue)
+        .fetch_one(pool)
+        .await?;
+        stats.push(QueueStat {
+            queue,
+            depth,
+            oldest_age_secs: oldest.unwrap_or(0.0).max(0.0),
+        });
+    }
+    Ok(stats)
 }
 
 /// Counts one streaming sync export while it lives.

@@ -214,6 +214,32 @@ impl Mailer {
         }
     }
 
+    /// Checks that mail can go out without sending any: SMTP connects and answers EHLO (and
+    /// STARTTLS/AUTH as the URL asks); a directory takes a file, which is then removed.
+    pub async fn probe(&self) -> Result<(), MailError> {
+        match self {
+            Mailer::Smtp { transport, .. } => {
+                match tokio::time::timeout(SMTP_TIMEOUT, transport.test_connection()).await {
+                    Ok(Ok(true)) => Ok(()),
+                    Ok(Ok(false)) => Err(MailError::Transient(
+                        "the SMTP server did not answer NOOP".to_owned(),
+                    )),
+                    Ok(Err(e)) => Err(classify_smtp_error(&e)),
+                    Err(_) => Err(MailError::Transient(format!(
+                        "no answer within {} s",
+                        SMTP_TIMEOUT.as_secs()
+                    ))),
+                }
+            }
+            Mailer::Dir { dir, .. } => {
+                let probe = dir.join(format!(".probe-{}", std::process::id()));
+                tokio::fs::write(&probe, b"probe").await?;
+                tokio::fs::remove_file(&probe).await?;
+                Ok(())
+            }
+        }
+    }
+
     /// Where mail goes, for logs and startup messages: `smtp://127.0.0.1:1025` (never with
     /// credentials) or `directory /path`.
     pub fn describe(&self) -> String {
