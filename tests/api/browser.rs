@@ -13,7 +13,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 use workers::links::{LinkPurpose, LinkSigner};
 
-use crate::helpers::{LINK_SECRET, TestApp};
+use crate::helpers::{LINK_SECRET, TestApp, free_port, link_in};
 
 /// W3C WebDriver's key for an element reference.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -30,11 +30,7 @@ struct Browser {
 
 impl Browser {
     async fn start() -> Browser {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -246,14 +242,7 @@ async fn the_download_page_shows_the_file_and_its_button_downloads_it_in_chromiu
 
     // The link as the email has it.
     let mails = app.wait_emails(&user.email, 1).await;
-    let link = mails[0]["text"]
-        .as_str()
-        .unwrap()
-        .split_whitespace()
-        .find(|w| w.contains("/d/"))
-        .expect("the email has the link")
-        .trim_end_matches(['.', ')', '>'])
-        .to_owned();
+    let link = link_in(mails[0]["text"].as_str().unwrap(), "/d/");
 
     // What a program gets: the redirect, and through it the file.
     let hop = app.client.get(&link).send().await.unwrap();

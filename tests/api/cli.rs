@@ -4,7 +4,9 @@
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{JWT_SECRET, LINK_SECRET, TestApp, database_url, error_of, peak_rss_kib};
+use crate::helpers::{
+    JWT_SECRET, LINK_SECRET, TestApp, database_url, error_of, free_port, peak_rss_kib,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pipeline-export");
 
@@ -339,11 +341,7 @@ struct Server {
 
 impl Server {
     async fn start(env: &[(&str, &str)]) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let mut cmd = command();
         cmd.arg("serve")
             .env("DATABASE_URL", database_url())
@@ -500,11 +498,7 @@ fn span<'a>(line: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::V
 async fn json_logs_carry_request_user_and_export_ids_and_never_a_secret() {
     use crate::helpers::{bucket, fresh_database_url, jwt_for, s3_endpoint, smtp_url};
     let url = fresh_database_url().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let log_path = std::env::temp_dir().join(format!("pe-json-log-{port}.log"));
     let mut child = command()
@@ -920,10 +914,7 @@ async fn doctor_checks_the_real_services_and_names_what_is_down() {
 
     // Storage and SMTP stopped (nothing listens on their ports): named, with a fix, exit 1.
     let closed = |port: u16| format!("127.0.0.1:{port}");
-    let dead_port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let dead_port = free_port();
     let dead_s3 = format!("http://{}", closed(dead_port));
     let dead_smtp = format!("smtp://{}", closed(dead_port));
     let mut down = up.to_vec();

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::{TestApp, gunzip};
+use crate::helpers::{TestApp, free_port, gunzip};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pipeline-export");
 
@@ -48,14 +48,6 @@ fn env_of(dockerfile: &str) -> Vec<(String, String)> {
             })
         })
         .collect()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]

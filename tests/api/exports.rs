@@ -561,12 +561,7 @@ async fn the_email_link_downloads_the_file_and_bad_links_get_a_page() {
     let text = mail["text"].as_str().unwrap();
     assert!(text.contains(file_name) && text.contains('7'), "{text}");
     assert!(mail["html"].as_str().unwrap().contains("/d/"));
-    let link = text
-        .split_whitespace()
-        .find(|w| w.contains("/d/"))
-        .expect("the text part has the link")
-        .trim_end_matches(['.', ')', '>'])
-        .to_owned();
+    let link = crate::helpers::link_in(text, "/d/");
     assert!(link.starts_with(&app.base), "{link}");
 
     let hop = app.client.get(&link).send().await.unwrap();

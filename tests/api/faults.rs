@@ -12,7 +12,8 @@ use sha2::Digest;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::helpers::{
-    LINK_SECRET, TestApp, bucket, fresh_database_url, s3_config_at, s3_endpoint, smtp_url,
+    LINK_SECRET, TestApp, bucket, free_port, fresh_database_url, s3_config_at, s3_endpoint,
+    smtp_url,
 };
 
 /// A TCP proxy whose line can be cut: while down it closes every connection it has and
@@ -427,14 +428,6 @@ async fn two_worker_processes_produce_each_of_twenty_exports_once() {
         );
     }
     assert_eq!(finished, 20.0);
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]

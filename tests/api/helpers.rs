@@ -706,3 +706,23 @@ pub fn gunzip(bytes: &[u8]) -> Vec<u8> {
         .unwrap();
     out
 }
+
+/// A port nothing listens on right now (for a process to bind, or to stand for a stopped
+/// service).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The first link in an email's text that contains `marker` (`/d/`, `/p/`), without the
+/// punctuation that may follow it.
+pub fn link_in(text: &str, marker: &str) -> String {
+    text.split_whitespace()
+        .find(|w| w.contains(marker))
+        .unwrap_or_else(|| panic!("no {marker} link in {text}"))
+        .trim_end_matches(['.', ')', '>'])
+        .to_owned()
+}

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use workers::clock::ManualClock;
 
-use crate::helpers::{TestApp, TestUser, at, error_of, gunzip};
+use crate::helpers::{TestApp, TestUser, at, error_of, gunzip, link_in};
 
 impl TestApp {
     pub async fn create_schedule(&self, token: &str, body: Value) -> reqwest::Response {
@@ -559,14 +559,6 @@ async fn paused_schedules_do_not_run_but_run_now_does() {
     let runs = app.runs(&user.token, &id).await;
     assert_eq!(runs.len(), 3);
     assert_eq!(runs[0]["trigger"], "schedule");
-}
-
-/// The link on the line of `text` that contains `marker`.
-fn link_in(text: &str, marker: &str) -> String {
-    text.split_whitespace()
-        .find(|w| w.contains(marker))
-        .unwrap_or_else(|| panic!("no {marker} link in {text}"))
-        .to_owned()
 }
 
 #[tokio::test]
