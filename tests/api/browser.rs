@@ -114,6 +114,23 @@ impl Browser {
         title.as_str().unwrap().to_owned()
     }
 
+    /// Waits (at most 10 s) for the page a click leads to: a click can return before the
+    /// navigation it starts has loaded the next page.
+    async fn wait_title(&self, expected: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let title = self.title().await;
+            if title == expected {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "title {title:?}, expected {expected:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The first element matching a CSS selector.
     async fn find(&self, css: &str) -> String {
         let found = self
@@ -257,7 +274,7 @@ async fn the_download_page_shows_the_file_and_its_button_downloads_it_in_chromiu
 
     let browser = Browser::start().await;
     browser.open(&link).await;
-    assert_eq!(browser.title().await, "Your export is ready");
+    browser.wait_title("Your export is ready").await;
     let page = browser.text("body").await;
     for fact in [
         file_name.as_str(),
@@ -284,18 +301,18 @@ async fn the_download_page_shows_the_file_and_its_button_downloads_it_in_chromiu
     let last = if token.ends_with('0') { '1' } else { '0' };
     let tampered = format!("{}{last}", &link[..link.len() - 1]);
     browser.open(&tampered).await;
-    assert_eq!(browser.title().await, "This link is not valid");
+    browser.wait_title("This link is not valid").await;
     assert!(browser.text("body").await.contains("request a new export"));
     browser
         .open(&download_link(&app, &id, chrono::Duration::seconds(-5)))
         .await;
-    assert_eq!(browser.title().await, "This link has expired");
+    browser.wait_title("This link has expired").await;
     browser.screenshot("landing-page-expired").await;
     // A cancelled or deleted export's link: gone, with a page saying so.
     let deleted = app.delete_export(&user.token, &id).await;
     assert!(deleted.status().is_success());
     browser.open(&link).await;
-    assert_eq!(browser.title().await, "This file is no longer available");
+    browser.wait_title("This file is no longer available").await;
 }
 
 #[tokio::test]
@@ -323,7 +340,7 @@ async fn a_backups_page_names_its_schedule_next_run_and_pause_link() {
     browser
         .open(&download_link(&app, export_id, chrono::Duration::days(30)))
         .await;
-    assert_eq!(browser.title().await, "Your backup is ready");
+    browser.wait_title("Your backup is ready").await;
     let page = browser.text("body").await;
     for fact in [
         "Friday backup",
@@ -338,13 +355,13 @@ async fn a_backups_page_names_its_schedule_next_run_and_pause_link() {
     // The pause link opens the pause page; its button pauses the schedule.
     assert!(browser.attribute("#pause", "href").await.contains("/p/"));
     browser.click("#pause").await;
-    assert_eq!(browser.title().await, "Pause these backups?");
+    browser.wait_title("Pause these backups?").await;
     assert_eq!(
         app.get_schedule(&user.token, schedule_id).await["paused"],
         false
     );
     browser.click("button[type=submit]").await;
-    assert_eq!(browser.title().await, "Backups paused");
+    browser.wait_title("Backups paused").await;
     assert_eq!(
         app.get_schedule(&user.token, schedule_id).await["paused"],
         true
