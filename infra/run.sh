@@ -42,6 +42,7 @@ else
 fi
 
 log "serving on http://$BIND_ADDR with the workers in the same process (Ctrl-C to stop)"
+printf 'API docs:          http://%s/docs (OpenAPI at /openapi.json; metrics at /metrics)\n' "$BIND_ADDR"
 printf 'background export: curl -sS -X POST -H '\''Authorization: Bearer <token>'\'' -H '\''Content-Type: application/json'\'' -d '\''{"format":"csv","notify":{"email":true}}'\'' http://%s/api/exports\n' "$BIND_ADDR"
 printf 'weekly backup:     curl -sS -X POST -H '\''Authorization: Bearer <token>'\'' -H '\''Content-Type: application/json'\'' -d '\''{"cadence":{"weekly":{"weekday":"monday","time":"08:00"}},"timezone":"Europe/Berlin"}'\'' http://%s/api/export-schedules\n' "$BIND_ADDR"
 exec "$BIN" all
