@@ -449,7 +449,7 @@ pub async fn list(
     ),
     responses(
         (status = 302, description = "To the file", headers(("Location" = String, description = "A presigned URL"))),
-        (status = 200, description = "The file (local storage)", content((Vec<u8> = "application/octet-stream"))),
+        (status = 200, description = "The file itself (local storage), with the export's Content-Type (e.g. application/gzip, text/csv) and Content-Disposition", content((Vec<u8> = "application/octet-stream"))),
         (status = 401, description = "Missing, invalid, expired or revoked token", body = crate::http::openapi::ErrorBody),
         (status = 404, description = "No such export of yours", body = crate::http::openapi::ErrorBody),
         (status = 409, description = "No file yet (queued, running, failed, cancelled)", body = crate::http::openapi::ErrorBody),

@@ -39,10 +39,11 @@ use super::AppState;
         ("download" = Option<String>, Query, description = "Present: skip the page and download"),
     ),
     responses(
-        (status = 200, description = "The download page (or, with local storage and ?download, the file)", content_type = "text/html"),
+        (status = 200, description = "The download page; with local storage and ?download, the file itself (its own Content-Type)", content_type = "text/html"),
         (status = 302, description = "To the file", headers(("Location" = String, description = "A presigned URL"))),
         (status = 404, description = "Tampered link, or the export was deleted (a page saying what to do)", content_type = "text/html"),
         (status = 410, description = "Expired link, or the export was cancelled, failed or expired", content_type = "text/html"),
+        (status = 503, description = "The database or storage does not answer (a page asking to try again)", content_type = "text/html"),
     ),
 )]
 pub async fn follow(
@@ -159,7 +160,6 @@ fn wants_html(headers: &HeaderMap) -> bool {
 
 /// The page a browser sees first: what the file is, and a button that downloads it.
 async fn landing(state: &AppState, token: &str, link: &Link, record: &ExportRecord) -> Response {
-    let now = Utc::now();
     let schedule = match record.schedule_id {
         None => None,
         Some(id) => match schedules::get_any(&state.pool, id).await {
@@ -222,8 +222,7 @@ async fn landing(state: &AppState, token: &str, link: &Link, record: &ExportReco
             ));
             match s.next_run() {
                 Some(next) => {
-                    let until = now + chrono::Duration::days(schedules::PAUSE_LINK_DAYS);
-                    let pause = state.links.sign(s.id, until, LinkPurpose::PauseSchedule);
+                    let pause = schedules::pause_token(&state.links, s.id, state.clock.now());
                     content.push_str(&format!(
                         "<p>The next backup runs {next}.</p>\
                          <p><a id=\"pause\" href=\"/p/{pause}\">Pause these backups</a></p>",
@@ -283,6 +282,7 @@ async fn pause_link(state: &AppState, token: &str) -> Result<(Link, ScheduleReco
         (status = 200, description = "The pause page", content_type = "text/html"),
         (status = 404, description = "Tampered link, or the schedule was deleted", content_type = "text/html"),
         (status = 410, description = "Expired link", content_type = "text/html"),
+        (status = 503, description = "The database does not answer (a page asking to try again)", content_type = "text/html"),
     ),
 )]
 pub async fn pause_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
@@ -332,6 +332,7 @@ pub async fn pause_page(State(state): State<AppState>, Path(token): Path<String>
         (status = 200, description = "Paused", content_type = "text/html"),
         (status = 404, description = "Tampered link, or the schedule was deleted", content_type = "text/html"),
         (status = 410, description = "Expired link", content_type = "text/html"),
+        (status = 503, description = "The database does not answer (a page asking to try again)", content_type = "text/html"),
     ),
 )]
 pub async fn pause(State(state): State<AppState>, Path(token): Path<String>) -> Response {

@@ -146,6 +146,18 @@ async fn openapi_json() -> Response {
         .into_response()
 }
 
+/// The path as logs show it: an emailed link's token is a credential, so `/d/{token}` and
+/// `/p/{token}` appear as just that.
+fn loggable_path(path: &str) -> &str {
+    if path.starts_with("/d/") {
+        "/d/{token}"
+    } else if path.starts_with("/p/") {
+        "/p/{token}"
+    } else {
+        path
+    }
+}
+
 /// Records the export or schedule a route names (`/api/exports/{id}`,
 /// `/api/export-schedules/{id}`) on the request's span, so every log line of the request
 /// carries it. Only well-formed ids; whether the caller may see it is the handler's business.
@@ -210,7 +222,7 @@ pub fn router(state: AppState) -> Router {
                 tracing::info_span!(
                     "request",
                     method = %req.method(),
-                    path = req.uri().path(),
+                    path = loggable_path(req.uri().path()),
                     request_id,
                     user_id = tracing::field::Empty,
                     export_id = tracing::field::Empty,

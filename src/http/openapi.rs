@@ -105,8 +105,8 @@ pub enum JobStatus {
     Rejected,
 }
 
-/// One job, as the JSON export and `ndjson` lines have it (with `fields`, a subset in the
-/// requested order).
+/// One job, as the JSON export and `ndjson` lines have it. Every documented field is present
+/// unless `fields` asked for a subset, which then comes in the requested order.
 #[derive(ToSchema)]
 #[schema(example = json!({
     "id": "123e4567-e89b-12d3-a456-426614174000", "company_name": "Acme Corp",
@@ -121,27 +121,49 @@ pub enum JobStatus {
     "created_at": "2026-02-28T15:00:00Z", "updated_at": "2026-03-04T09:00:00Z"
 }))]
 pub struct Job {
+    #[schema(required = false)]
     pub id: Uuid,
+    #[schema(required = false)]
     pub company_name: String,
+    #[schema(required = false)]
     pub job_title: String,
+    #[schema(required = false)]
     pub status: JobStatus,
+    #[schema(required = false)]
     pub source: Option<String>,
+    #[schema(required = false)]
     pub location: Option<String>,
+    #[schema(required = false)]
     pub is_remote: bool,
+    #[schema(required = false)]
     pub job_url: Option<String>,
+    #[schema(required = false)]
     pub job_description: Option<String>,
+    #[schema(required = false)]
     pub salary_range_min: Option<i64>,
+    #[schema(required = false)]
     pub salary_range_max: Option<i64>,
+    #[schema(required = false)]
     pub ai_match_score: Option<i64>,
+    #[schema(required = false)]
     pub ai_reasoning: Option<String>,
+    #[schema(required = false)]
     pub notes: Option<String>,
+    #[schema(required = false)]
     pub tags: Vec<String>,
+    #[schema(required = false)]
     pub applied_at: Option<DateTime<Utc>>,
+    #[schema(required = false)]
     pub interview_at: Option<DateTime<Utc>>,
+    #[schema(required = false)]
     pub offer_at: Option<DateTime<Utc>>,
+    #[schema(required = false)]
     pub rejected_at: Option<DateTime<Utc>>,
+    #[schema(required = false)]
     pub scraped_at: Option<DateTime<Utc>>,
+    #[schema(required = false)]
     pub created_at: DateTime<Utc>,
+    #[schema(required = false)]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -257,6 +279,16 @@ pub enum ExportStatus {
     Expired,
 }
 
+/// Why an export or a backup run failed.
+#[derive(ToSchema)]
+pub struct ExportErrorDetail {
+    /// `VALIDATION_ERROR` (e.g. over a format's row limit), `EXPORT_FAILED`,
+    /// `DATABASE_UNAVAILABLE`, `STORAGE_UNAVAILABLE` or `STORAGE_ERROR`.
+    #[schema(example = "STORAGE_UNAVAILABLE")]
+    pub code: String,
+    pub message: String,
+}
+
 #[derive(ToSchema)]
 pub struct Progress {
     pub rows_done: i64,
@@ -273,8 +305,8 @@ pub struct Export {
     pub format: Format,
     pub compression: Compression,
     pub filters: Filters,
-    /// The fields written, in order; `null` for pdf.
-    pub fields: Option<Vec<String>>,
+    /// The fields written, in order (for pdf, those the report reads).
+    pub fields: Vec<String>,
     pub csv: Option<CsvOptions>,
     pub notify: Notify,
     pub progress: Progress,
@@ -287,7 +319,7 @@ pub struct Export {
     /// A fresh presigned URL while the file can be downloaded, else `null`.
     pub download_url: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
-    pub error: Option<ErrorDetail>,
+    pub error: Option<ExportErrorDetail>,
     pub attempts: i32,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
@@ -421,7 +453,7 @@ pub struct Run {
     pub since: Option<DateTime<Utc>>,
     pub rows: Option<i64>,
     pub bytes: Option<i64>,
-    pub error: Option<ErrorDetail>,
+    pub error: Option<ExportErrorDetail>,
     pub created_at: DateTime<Utc>,
 }
 

@@ -509,7 +509,7 @@ async fn json_logs_carry_request_user_and_export_ids_and_never_a_secret() {
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
         .env("PUBLIC_BASE_URL", &base)
         .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", "info,tower_http=debug")
         .env("S3_BUCKET", bucket())
         .env("S3_ENDPOINT", s3_endpoint())
         .env("S3_FORCE_PATH_STYLE", "true")
@@ -609,6 +609,16 @@ async fn json_logs_carry_request_user_and_export_ids_and_never_a_secret() {
         .unwrap()
         .trim_end_matches(['.', ')', '>'])
         .to_owned();
+    // The emailed link, as a browser and as a program follow it: its token is a credential.
+    for accept in ["text/html", "*/*"] {
+        let followed = client
+            .get(format!("{base}/d/{link_token}"))
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        assert!(followed.status().is_success() || followed.status() == 302);
+    }
     let deleted = client
         .delete(format!("{base}/api/exports/{id}"))
         .bearer_auth(&token)
@@ -644,6 +654,14 @@ async fn json_logs_carry_request_user_and_export_ids_and_never_a_secret() {
     let mailed = find("email sent");
     assert_eq!(span(mailed, "email_task").unwrap()["export_id"], id);
     // A route naming the export puts it on the request's span: every line of it carries it.
+    // tower_http's debug lines carry each request's span: the link's token is redacted.
+    assert!(
+        lines
+            .iter()
+            .filter_map(|l| span(l, "request"))
+            .any(|s| s["path"] == "/d/{token}"),
+        "{log}"
+    );
     let deleted = find("export deleted");
     let request = span(deleted, "request").unwrap();
     assert_eq!(request["request_id"], "log-test-delete");
@@ -667,6 +685,7 @@ async fn json_logs_carry_request_user_and_export_ids_and_never_a_secret() {
         ("the JWT", jwt.as_str()),
         ("the presigned URL's signature", signature.as_str()),
         ("the download link's MAC", link_mac.as_str()),
+        ("the download link", link_token.as_str()),
         (
             "the S3 secret key",
             std::env::var("AWS_SECRET_ACCESS_KEY").unwrap().as_str(),

@@ -60,6 +60,18 @@ async fn exports_emails_requests_and_queues_are_counted() {
     app.wait_emails(&user.email, 1).await;
     let missing = app.client.get(app.url("/no/such/route")).send().await;
     assert_eq!(missing.unwrap().status(), 404);
+    // Methods are the client's choice: any unusual one is counted as `other`, so no client
+    // can add series at will.
+    for method in ["BREW", "WHEN"] {
+        let odd = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let response = app
+            .client
+            .request(odd, app.url("/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405);
+    }
 
     // The email's counter moves just after the message is accepted: wait for it.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -126,6 +138,11 @@ async fn exports_emails_requests_and_queues_are_counted() {
             r#"pipeline_export_http_request_duration_seconds_count{method="GET",route="/api/export"}"#
         ) >= 1.0
     );
+    assert_eq!(
+        s(r#"pipeline_export_http_requests_total{method="other",route="/healthz",status="405"}"#),
+        2.0
+    );
+    assert!(!samples.keys().any(|k| k.contains("BREW")));
     assert_eq!(s("pipeline_export_sync_exports_in_flight"), 0.0);
     assert_eq!(s(r#"pipeline_export_queue_depth{queue="exports"}"#), 0.0);
     assert!(

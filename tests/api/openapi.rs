@@ -185,6 +185,10 @@ async fn responses_match_their_documented_schemas() {
 
     let file = app.export_json(&user.token, "format=json").await;
     assert_matches(&doc, "ExportFile", &file);
+    let subset = app
+        .export_json(&user.token, "format=json&fields=status,company_name")
+        .await;
+    assert_matches(&doc, "ExportFile", &subset);
 
     for body in [
         json!({"format": "csv", "delimiter": "semicolon", "notify": {"email": true}}),
@@ -307,6 +311,20 @@ async fn responses_match_their_documented_schemas() {
         assert!(response.status().is_client_error());
         assert_matches(&doc, "ErrorBody", &response.json().await.unwrap());
     }
+    // A failed export: a report of more jobs than a report may hold.
+    let many = app.create_user().await;
+    pipeline_export::seed::seed(&app.pool, &many.email, 10_001, false, 1)
+        .await
+        .unwrap();
+    let created = app
+        .start_export(&many.token, json!({"format": "pdf"}))
+        .await;
+    let failed = app
+        .wait_finished(&many.token, created["id"].as_str().unwrap())
+        .await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_matches(&doc, "Export", &failed);
+
     let ready: Value = app
         .client
         .get(app.url("/readyz"))

@@ -95,6 +95,10 @@ pub async fn run_export<S: ByteSink>(
         while let Some(job) = rows.try_next().await? {
             writer.row(&mut out.buf, &job);
             out.summary.rows += 1;
+            // Progress between chunks too: a workbook built aside sends none until the end.
+            if out.summary.rows.is_multiple_of(1024) {
+                sink.rows_written(out.summary.rows);
+            }
             if out.buf.len() >= CHUNK_SIZE {
                 out.flush(sink).await?;
             }

@@ -38,6 +38,16 @@ pub const BACKUP_LINK_DAYS: i64 = 365;
 /// How long the pause link in a backup email works.
 pub const PAUSE_LINK_DAYS: i64 = 365;
 
+/// The token of a schedule's pause link (`/p/{token}`), valid [`PAUSE_LINK_DAYS`] from `now`.
+pub fn pause_token(
+    links: &crate::links::LinkSigner,
+    schedule_id: Uuid,
+    now: DateTime<Utc>,
+) -> String {
+    let until = now + chrono::Duration::days(PAUSE_LINK_DAYS);
+    links.sign(schedule_id, until, crate::links::LinkPurpose::PauseSchedule)
+}
+
 /// What a run exports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

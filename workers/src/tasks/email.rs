@@ -84,8 +84,7 @@ async fn deliver(services: &Services, task: &EmailTask) -> Result<(), Undelivere
     let backup = match record.schedule_id {
         None => None,
         Some(id) => schedules::get_any(pool, id).await?.map(|s| {
-            let until = now + chrono::Duration::days(schedules::PAUSE_LINK_DAYS);
-            let token = services.links.sign(s.id, until, LinkPurpose::PauseSchedule);
+            let token = schedules::pause_token(&services.links, s.id, now);
             BackupFacts {
                 schedule_name: s.name.clone(),
                 cadence: format!("{} ({})", s.cadence.describe(), s.timezone),
@@ -155,11 +154,13 @@ async fn deliver(services: &Services, task: &EmailTask) -> Result<(), Undelivere
     }
     match services.mailer.send(&email).await {
         Ok(()) => {
-            services.metrics.email(task.kind.as_str(), "sent");
+            // Counted once on record: a failed UPDATE retries, and the claim keeps the
+            // retry from sending again.
             sqlx::query("UPDATE exports SET email_sent_at = now() WHERE id = $1")
                 .bind(record.id)
                 .execute(pool)
                 .await?;
+            services.metrics.email(task.kind.as_str(), "sent");
             tracing::info!("email sent");
             Ok(())
         }
