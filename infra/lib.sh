@@ -115,7 +115,8 @@ CJK_FONT=/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf
 ensure_test_tools() {
   if ! python3 -c 'import requests' 2>/dev/null; then
     log "installing Python requests (for examples/export.py)"
-    python3 -m pip install -q requests
+    python3 -m pip install -q requests 2>/dev/null \
+      || python3 -m pip install -q --break-system-packages requests
   fi
   local missing=()
   command -v jq >/dev/null || missing+=(jq)

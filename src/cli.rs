@@ -90,8 +90,8 @@ pub struct ExportArgs {
 }
 
 impl ExportArgs {
-    /// The GET /api/export query string these options stand for.
-    fn query(&self) -> anyhow::Result<String> {
+    /// These options as GET /api/export reads them from its query string.
+    fn params(&self) -> anyhow::Result<crate::http::ExportParams> {
         let mut query = form_urlencoded::Serializer::new(String::new());
         query.append_pair("format", &self.format);
         for filter in &self.filters {
@@ -118,9 +118,7 @@ impl ExportArgs {
         if let Some(escape) = self.escape_formulas {
             query.append_pair("escape_formulas", if escape { "true" } else { "false" });
         }
-        let query = query.finish();
-        crate::local_export::parse(&query).map_err(usage)?;
-        Ok(query)
+        crate::local_export::parse(&query.finish()).map_err(usage)
     }
 }
 
@@ -316,18 +314,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             db::migrate(&pool).await?;
             let grace = std::time::Duration::from_secs(args.shutdown_grace_secs);
             let metrics = std::sync::Arc::new(workers::metrics::Metrics::new());
-            if let Some(addr) = args.worker.metrics_addr {
-                let listener = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("METRICS_ADDR: cannot listen on {addr}"))?;
-                tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
-                let app = http::worker_router(pool.clone(), metrics.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = axum::serve(listener, app).await {
-                        tracing::error!(error = %e, "the metrics listener stopped");
-                    }
-                });
-            }
+            serve_worker_metrics(&args.worker, &pool, &metrics).await?;
             let services =
                 services(pool.clone(), &background, &args.worker, grace, metrics).await?;
             workers::tasks::run(services, http::shutdown_signal()).await?;
@@ -342,8 +329,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             // The workers get a pool of their own: slow downloads holding the front's
             // connections must not starve the workers' heartbeats.
             let worker_pool = db::pool(&config.database)?;
-            // One set of counters: the front's /metrics shows the workers' too.
+            // One set of counters: the front's /metrics shows the workers' too (and
+            // METRICS_ADDR, when set, serves them as a worker's would).
             let metrics = std::sync::Arc::new(workers::metrics::Metrics::new());
+            serve_worker_metrics(&args.worker, &worker_pool, &metrics).await?;
             let services = services(
                 worker_pool.clone(),
                 &config.background,
@@ -439,6 +428,28 @@ async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<()> {
     } else {
         anyhow::bail!("http://{addr}/healthz answered {status}")
     }
+}
+
+/// With `METRICS_ADDR`, serves `/metrics`, `/healthz` and `/readyz` there in the background.
+async fn serve_worker_metrics(
+    worker: &WorkerArgs,
+    pool: &sqlx::PgPool,
+    metrics: &std::sync::Arc<workers::metrics::Metrics>,
+) -> anyhow::Result<()> {
+    let Some(addr) = worker.metrics_addr else {
+        return Ok(());
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("METRICS_ADDR: cannot listen on {addr}"))?;
+    tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+    let app = http::worker_router(pool.clone(), metrics.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "the metrics listener stopped");
+        }
+    });
+    Ok(())
 }
 
 fn usage(message: impl Into<String>) -> anyhow::Error {
@@ -656,7 +667,7 @@ async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
 }
 
 async fn export(args: ExportArgs) -> anyhow::Result<()> {
-    let query = args.query()?;
+    let params = args.params()?;
     let pool = db::pool(&args.database.config()?)?;
     let user_id: Option<Uuid> = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
         .bind(args.email.trim())
@@ -673,12 +684,16 @@ async fn export(args: ExportArgs) -> anyhow::Result<()> {
         &pool,
         crate::local_export::LocalExport {
             user_id,
-            query,
+            params,
             gzip: args.gzip,
             output,
         },
     )
     .await?;
+    let Some(written) = written else {
+        // stdout's reader had enough (`| head`): a normal end for a Unix tool.
+        return Ok(());
+    };
     let to = written
         .path
         .as_ref()

@@ -351,8 +351,8 @@ pub struct WorkerArgs {
     #[arg(long, env = "PDF_FALLBACK_FONTS", value_delimiter = ':')]
     pub pdf_fallback_fonts: Vec<std::path::PathBuf>,
 
-    /// `pipeline-export worker` only: where it serves `/metrics`, `/healthz` and `/readyz`
-    /// (e.g. `0.0.0.0:9464`). Unset: no listener. `all` serves them on `BIND_ADDR`.
+    /// Where a worker process serves `/metrics`, `/healthz` and `/readyz` (e.g.
+    /// `0.0.0.0:9464`). Unset: no listener. `all` serves them on `BIND_ADDR` anyway.
     #[arg(long, env = "METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
 }

@@ -12,7 +12,9 @@
 //!   directory takes a file.
 //! - **queue**: how many tasks wait and for how long (information).
 //!
-//! Nothing is left behind. Exit code 0 when nothing failed, 1 otherwise.
+//! Local fallbacks (no `S3_BUCKET`, no `SMTP_URL`) work on one machine and are warnings.
+//! The probe object is deleted whatever failed. Exit code 0 when nothing failed (warnings
+//! included), 1 otherwise.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -250,15 +252,27 @@ async fn check_storage(config: &StorageConfig) -> Check {
         StorageConfig::Local { .. } => "check STORAGE_DIR exists and is writable by this user",
     };
     match probe_storage(config).await {
-        Ok(steps) => Check::ok(
-            "storage",
-            format!("{place}: {steps} in {} ms", started.elapsed().as_millis()),
-        ),
+        Ok(steps) => {
+            let detail = format!("{place}: {steps} in {} ms", started.elapsed().as_millis());
+            match config {
+                StorageConfig::S3 { .. } => Check::ok("storage", detail),
+                StorageConfig::Local { .. } => Check {
+                    name: "storage",
+                    outcome: Outcome::Warn,
+                    detail,
+                    fix: Some(
+                        "fine on one machine; with several, set S3_BUCKET (each machine has its own directory)"
+                            .into(),
+                    ),
+                },
+            }
+        }
         Err(e) => Check::fail("storage", format!("{place}: {e}"), fix),
     }
 }
 
-/// Write, read back, presigned GET (S3), delete; returns the steps done.
+/// Write, read back, presigned GET (S3), delete; returns the steps done. The probe is
+/// deleted whatever failed (best effort when the write itself did not succeed).
 async fn probe_storage(config: &StorageConfig) -> Result<&'static str, String> {
     let storage = Storage::from_config(config)
         .await
@@ -268,64 +282,80 @@ async fn probe_storage(config: &StorageConfig) -> Result<&'static str, String> {
         ulid::Ulid::generate().to_string().to_lowercase()
     );
     let body = format!("pipeline-export doctor probe {key}");
+    let result = match tokio::time::timeout(TIMEOUT, write_probe(&storage, &key, &body)).await {
+        Ok(Ok(())) => {
+            match tokio::time::timeout(TIMEOUT * 2, read_probe(&storage, &key, &body)).await {
+                Ok(done) => done,
+                Err(_) => Err(format!(
+                    "read or presigned GET: no answer within {} s",
+                    TIMEOUT.as_secs() * 2
+                )),
+            }
+        }
+        Ok(Err(e)) => Err(format!("write: {e}")),
+        Err(_) => Err(format!("write: no answer within {} s", TIMEOUT.as_secs())),
+    };
+    let deleted = tokio::time::timeout(TIMEOUT, storage.delete(&key)).await;
+    if let StorageConfig::Local { dir } = config {
+        // begin_upload made it; gone again once empty.
+        let _ = tokio::fs::remove_dir(dir.join("doctor")).await;
+    }
+    let steps = result?;
+    match deleted {
+        Ok(Ok(())) => Ok(steps),
+        Ok(Err(e)) => Err(format!("delete: {e}")),
+        Err(_) => Err(format!("delete: no answer within {} s", TIMEOUT.as_secs())),
+    }
+}
+
+async fn write_probe(storage: &Storage, key: &str, body: &str) -> Result<(), String> {
     let meta = ObjectMeta {
         content_type: "text/plain".into(),
         content_disposition: "attachment; filename=\"probe.txt\"".into(),
         content_encoding: None,
     };
-    let write = async {
-        let mut upload = storage.begin_upload(&key, &meta).await?;
-        upload
-            .send(Bytes::from(body.clone()))
-            .await
-            .map_err(|e| workers::storage::StorageError::Config(e.to_string()))?;
-        upload.complete().await
-    };
-    match tokio::time::timeout(TIMEOUT, write).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(format!("write: {e}")),
-        Err(_) => return Err(format!("write: no answer within {} s", TIMEOUT.as_secs())),
-    }
-    let checked = async {
-        let read = read_all(&storage, &key)
-            .await
-            .map_err(|e| format!("read: {e}"))?;
-        if read != body.as_bytes() {
-            return Err("read: the object came back different".to_owned());
-        }
-        let presigned = storage
-            .presign_get(&key, Duration::from_secs(60))
-            .await
-            .map_err(|e| format!("presign: {e}"))?;
-        let Some(url) = presigned else {
-            return Ok("write, read, delete (the front serves local files itself)");
-        };
-        let response = reqwest::Client::new()
-            .get(&url)
-            .timeout(TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| format!("presigned GET: {e}"))?;
-        let status = response.status();
-        let fetched = response
-            .bytes()
-            .await
-            .map_err(|e| format!("presigned GET: {e}"))?;
-        if !status.is_success() || fetched != body.as_bytes() {
-            return Err(format!(
-                "presigned GET answered {status}: browsers could not download exports"
-            ));
-        }
-        Ok("write, read, presigned GET, delete")
-    }
-    .await;
-    let deleted = storage
-        .delete(&key)
+    let mut upload = storage
+        .begin_upload(key, &meta)
         .await
-        .map_err(|e| format!("delete: {e}"));
-    let steps = checked?;
-    deleted?;
-    Ok(steps)
+        .map_err(|e| e.to_string())?;
+    if let Err(e) = upload.send(Bytes::from(body.to_owned())).await {
+        let _ = upload.abort().await;
+        return Err(e.to_string());
+    }
+    upload.complete().await.map_err(|e| e.to_string())
+}
+
+async fn read_probe(storage: &Storage, key: &str, body: &str) -> Result<&'static str, String> {
+    let read = read_all(storage, key)
+        .await
+        .map_err(|e| format!("read: {e}"))?;
+    if read != body.as_bytes() {
+        return Err("read: the object came back different".to_owned());
+    }
+    let presigned = storage
+        .presign_get(key, Duration::from_secs(60))
+        .await
+        .map_err(|e| format!("presign: {e}"))?;
+    let Some(url) = presigned else {
+        return Ok("write, read, delete (the front serves local files itself)");
+    };
+    let response = reqwest::Client::new()
+        .get(&url)
+        .timeout(TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| format!("presigned GET: {e}"))?;
+    let status = response.status();
+    let fetched = response
+        .bytes()
+        .await
+        .map_err(|e| format!("presigned GET: {e}"))?;
+    if !status.is_success() || fetched != body.as_bytes() {
+        return Err(format!(
+            "presigned GET answered {status}: browsers could not download exports"
+        ));
+    }
+    Ok("write, read, presigned GET, delete")
 }
 
 async fn read_all(storage: &Storage, key: &str) -> Result<Vec<u8>, String> {
@@ -342,19 +372,24 @@ async fn check_mail(config: &workers::mail::MailConfig) -> Check {
         Err(e) => return Check::fail("mail", e.to_string(), "check SMTP_URL and MAIL_FROM"),
     };
     let place = mailer.describe();
+    let smtp = config
+        .smtp_url
+        .as_deref()
+        .is_some_and(|u| !u.trim().is_empty());
     match mailer.probe().await {
-        Ok(()) => Check::ok(
+        Ok(()) if smtp => Check::ok(
             "mail",
             format!(
-                "{place}: {} in {} ms",
-                if config.smtp_url.is_some() {
-                    "connected, EHLO answered"
-                } else {
-                    "writable"
-                },
+                "{place}: connected, EHLO answered in {} ms",
                 started.elapsed().as_millis()
             ),
         ),
+        Ok(()) => Check {
+            name: "mail",
+            outcome: Outcome::Warn,
+            detail: format!("{place}: writable; emails are .eml files, nobody receives them"),
+            fix: Some("set SMTP_URL so users get their links".into()),
+        },
         Err(e) => Check::fail(
             "mail",
             format!("{place}: {e}"),

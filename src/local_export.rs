@@ -31,8 +31,8 @@ pub enum Output {
 #[derive(Debug)]
 pub struct LocalExport {
     pub user_id: Uuid,
-    /// The endpoint's query string, e.g. `format=csv&status=offer`.
-    pub query: String,
+    /// As [`parse`] read them from the endpoint's query string.
+    pub params: ExportParams,
     pub gzip: bool,
     pub output: Output,
 }
@@ -52,9 +52,10 @@ pub fn parse(query: &str) -> Result<ExportParams, String> {
     ExportParams::parse(Some(query)).map_err(|e| e.to_string())
 }
 
-pub async fn run(pool: &sqlx::PgPool, export: LocalExport) -> anyhow::Result<Written> {
+/// Writes the export; `None` when stdout's reader went away before the end (`| head`).
+pub async fn run(pool: &sqlx::PgPool, export: LocalExport) -> anyhow::Result<Option<Written>> {
     let started = Instant::now();
-    let params = parse(&export.query).map_err(|m| anyhow::anyhow!(m))?;
+    let params = export.params;
     let snapshot = Snapshot::open(
         pool,
         ExportQuery {
@@ -87,28 +88,34 @@ pub async fn run(pool: &sqlx::PgPool, export: LocalExport) -> anyhow::Result<Wri
     let name = workers::exports::export_file_name(snapshot.taken_at(), params.format, compression);
     let path = match export.output {
         Output::Stdout => None,
+        // A directory gets the default name inside it.
+        Output::File(dir) if dir.is_dir() => Some(dir.join(name)),
         Output::File(path) => Some(path),
         Output::DefaultName(dir) => Some(dir.join(name)),
     };
     let result = match &path {
         None => {
             let mut sink = WriterSink::new(tokio::io::stdout(), on_rows);
-            let summary = run_export(snapshot, plan, &mut sink).await;
-            let flushed = sink.finish().await;
-            summary
-                .map_err(anyhow::Error::from)
-                .and_then(|s| flushed.map(|_| s).map_err(Into::into))
+            match run_export(snapshot, plan, &mut sink).await {
+                Ok(summary) => sink.finish().await.map(|_| summary).map_err(Into::into),
+                // The reader went away (`| head`): what it read is what it wanted.
+                Err(workers::engine::ExportError::Sink(workers::sink::SinkError::Closed)) => {
+                    bar.finish_and_clear();
+                    return Ok(None);
+                }
+                Err(e) => Err(e.into()),
+            }
         }
         Some(path) => write_file(path, snapshot, plan, on_rows).await,
     };
     bar.finish_and_clear();
     let summary = result?;
-    Ok(Written {
+    Ok(Some(Written {
         rows: summary.rows,
         bytes: summary.bytes_out,
         path,
         seconds: started.elapsed().as_secs_f64(),
-    })
+    }))
 }
 
 /// Writes `{dir}/.{name}.partial-{pid}`, syncs it, and renames it to `path`.

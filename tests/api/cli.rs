@@ -822,6 +822,42 @@ async fn the_export_command_writes_what_the_endpoint_serves() {
     served["exported_at"] = serde_json::Value::Null;
     assert_eq!(written, served);
 
+    // A directory as --out: the default name inside it.
+    let sub = dir.path().join("into-a-directory");
+    std::fs::create_dir(&sub).unwrap();
+    let out = run(
+        &[
+            "export",
+            "--email",
+            &user.email,
+            "--format",
+            "csv",
+            "--out",
+            sub.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let path = stdout(&out).trim().to_owned();
+    assert!(
+        path.starts_with(sub.to_str().unwrap()) && path.ends_with(".csv"),
+        "{path}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), sync("format=csv").await);
+
+    // A reader that stops early (`| head`) is a normal end, not an error.
+    let piped = Command::new("bash")
+        .args([
+            "-c",
+            &format!("set -o pipefail; '{BIN}' export --email '{}' --format ndjson --out - | head -c 100 >/dev/null", user.email),
+        ])
+        .env("DATABASE_URL", database_url())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(piped.status.success(), "{}", stderr(&piped));
+    assert!(!stderr(&piped).contains("error"), "{}", stderr(&piped));
+
     // Refused as the endpoint refuses, with the endpoint's message; unknown user: exit 1.
     let bad = run(&["export", "--email", &user.email, "--format", "xml"], &env);
     assert_eq!(bad.status.code(), Some(2));
@@ -956,6 +992,33 @@ async fn doctor_checks_the_real_services_and_names_what_is_down() {
         stderr(&out)
     );
 
+    // Local fallbacks work on one machine: warnings, not failures; the probe leaves nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let storage_dir = dir.path().join("exports");
+    let mail_dir = dir.path().join("mail");
+    let local = [
+        ("DATABASE_URL", database_url()),
+        ("JWT_SECRET", JWT_SECRET),
+        ("LINK_SECRET", LINK_SECRET),
+        ("STORAGE_DIR", storage_dir.to_str().unwrap()),
+        ("MAIL_DIR", mail_dir.to_str().unwrap()),
+    ];
+    let out = run(&["doctor"], &local);
+    let table = stdout(&out);
+    assert!(out.status.success(), "{table}");
+    let results = doctor_results(&table);
+    assert_eq!(results["storage"], "warn", "{table}");
+    assert_eq!(results["mail"], "warn", "{table}");
+    assert!(
+        table.contains("set S3_BUCKET") && table.contains("set SMTP_URL"),
+        "{table}"
+    );
+    let left: Vec<_> = walk(dir.path());
+    assert!(
+        left.iter().all(|p| p.is_dir()),
+        "no probe file left: {left:?}"
+    );
+
     // The database stopped: what needs it is skipped, not failed twice.
     let dead_db = format!("postgres://postgres@{}/postgres", closed(dead_port));
     let mut no_db = up.to_vec();
@@ -968,4 +1031,17 @@ async fn doctor_checks_the_real_services_and_names_what_is_down() {
     assert_eq!(results["database"], "FAIL", "{table}");
     assert_eq!(results["migrations"], "skipped", "{table}");
     assert_eq!(results["storage"], "ok", "{table}");
+}
+
+/// Every path under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            all.extend(walk(&path));
+        }
+        all.push(path);
+    }
+    all
 }
