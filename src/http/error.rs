@@ -25,6 +25,9 @@ pub enum ApiError {
     /// The export exists but its file is gone for good (expired, deleted by retention).
     #[error("{0}")]
     Gone(String),
+    /// A request body over [`super::MAX_BODY_BYTES`].
+    #[error("{0}")]
+    PayloadTooLarge(String),
     #[error("{message}")]
     RateLimited {
         message: String,
@@ -43,6 +46,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Gone(_) => StatusCode::GONE,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -56,6 +60,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ApiError::Conflict(_) => "CONFLICT",
             ApiError::Gone(_) => "GONE",
+            ApiError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             ApiError::RateLimited { .. } => "RATE_LIMITED",
             ApiError::Internal(_) => "INTERNAL_ERROR",
         }

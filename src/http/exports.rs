@@ -33,6 +33,12 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::PayloadTooLarge(format!(
+                    "the request body is over {} KiB",
+                    super::MAX_BODY_BYTES / 1024
+                )))
+            }
             Err(rejection) => Err(ApiError::Validation(rejection.body_text())),
         }
     }
@@ -316,6 +322,7 @@ fn with_location(status: StatusCode, record: &ExportRecord, body: Value) -> Resp
         (status = 400, description = "Invalid body; the message names the field", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "Missing, invalid, expired or revoked token", body = crate::http::openapi::ErrorBody),
         (status = 409, description = "Idempotency-Key reused with a different request", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A request body over 64 KiB", body = crate::http::openapi::ErrorBody),
         (status = 429, description = "Too many queued or running exports", body = crate::http::openapi::ErrorBody, headers(("Retry-After" = u64, description = "Seconds"))),
     ),
     security(("bearer" = [])),

@@ -39,6 +39,10 @@ use workers::storage::Storage;
 use crate::auth::Authenticator;
 use crate::config::{BackgroundConfig, ServeConfig};
 
+/// Largest JSON request body (export and schedule requests are a few hundred bytes).
+/// `POST /api/import` streams its file and has no such limit.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
 /// Settings of the synchronous export.
 #[derive(Debug, Clone, Copy)]
 pub struct ExportSettings {
@@ -206,6 +210,7 @@ pub fn router(state: AppState) -> Router {
             metrics::track,
         ))
         .layer(axum::middleware::from_fn(ids_in_logs))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::Internal(anyhow::anyhow!(

@@ -91,6 +91,7 @@ pub enum ErrorCode {
     MethodNotAllowed,
     Conflict,
     Gone,
+    PayloadTooLarge,
     RateLimited,
     InternalError,
 }

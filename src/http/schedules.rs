@@ -205,6 +205,7 @@ fn located(status: StatusCode, location: &str, body: Value) -> Response {
         (status = 400, description = "Invalid cadence, timezone, time or other field; the message names it", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "Missing, invalid, expired or revoked token", body = crate::http::openapi::ErrorBody),
         (status = 409, description = "At most 25 schedules per user", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A request body over 64 KiB", body = crate::http::openapi::ErrorBody),
     ),
     security(("bearer" = [])),
 )]

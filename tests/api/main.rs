@@ -17,3 +17,4 @@ mod metrics;
 mod openapi;
 mod reports;
 mod schedules;
+mod security;
