@@ -499,3 +499,99 @@ async fn local_storage_and_mail_directory_work_without_s3_or_smtp() {
     assert!(eml.contains(&user.email) && eml.contains("/d/"), "{eml}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A tmpfs of a given size on a fresh directory, unmounted on drop. Mounting needs root, as
+/// tests run on this project's machines (and in CI).
+struct SmallDisk {
+    path: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let path = std::env::temp_dir().join(format!("pe-disk-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&path).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mounting a tmpfs needs root");
+        SmallDisk { path }
+    }
+
+    fn read_only(&self) {
+        let status = Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(&self.path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Every file left on it (directories aside).
+    fn files(&self) -> Vec<std::path::PathBuf> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.path, &mut out);
+        out
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}
+
+#[tokio::test]
+async fn a_full_or_read_only_storage_directory_fails_the_export_cleanly() {
+    let full = SmallDisk::mount("64k");
+    let read_only = SmallDisk::mount("1m");
+    read_only.read_only();
+    for (disk, attempts, code) in [
+        (&full, 2, "STORAGE_UNAVAILABLE"),
+        (&read_only, 1, "STORAGE_ERROR"),
+    ] {
+        let dir = disk.path.clone();
+        let app = TestApp::spawn_with_workers(move |c| {
+            c.background.storage = workers::storage::StorageConfig::Local { dir };
+            c.background.export_max_attempts = 2;
+        })
+        .await;
+        let user = app.create_user().await;
+        // About 600 kB of CSV: more than the 64 kB disk holds.
+        pipeline_export::seed::seed(&app.pool, &user.email, 2_000, false, 8)
+            .await
+            .unwrap();
+        let created = app
+            .start_export(&user.token, json!({"format": "csv", "compression": "none"}))
+            .await;
+        let done = app
+            .wait_finished(&user.token, created["id"].as_str().unwrap())
+            .await;
+        assert_eq!(done["status"], "failed", "{done}");
+        assert_eq!(done["error"]["code"], code, "{done}");
+        let message = done["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("The file could not be stored"),
+            "{message}"
+        );
+        assert_eq!(done["attempts"], attempts, "{done}");
+        assert_eq!(done["download_url"], Value::Null);
+        assert!(
+            disk.files().is_empty(),
+            "nothing half-written: {:?}",
+            disk.files()
+        );
+    }
+}
