@@ -263,6 +263,7 @@ async fn an_smtp_outage_delays_the_email_but_sends_it_once() {
 /// A `pipeline-export worker` process, killed on drop.
 struct WorkerProcess {
     child: Child,
+    log: std::path::PathBuf,
 }
 
 impl WorkerProcess {
@@ -271,8 +272,8 @@ impl WorkerProcess {
     }
 
     fn start_with(database_url: &str, name: &str, env: &[(&str, &str)]) -> WorkerProcess {
-        let log = std::fs::File::create(std::env::temp_dir().join(format!("pe-worker-{name}.log")))
-            .unwrap();
+        let log_path = std::env::temp_dir().join(format!("pe-worker-{name}.log"));
+        let log = std::fs::File::create(&log_path).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_pipeline-export"))
             .arg("worker")
             .envs(env.iter().copied())
@@ -290,7 +291,19 @@ impl WorkerProcess {
             .stderr(log)
             .spawn()
             .unwrap();
-        WorkerProcess { child }
+        WorkerProcess {
+            child,
+            log: log_path,
+        }
+    }
+
+    /// Waits until its export worker has started (migrations done, queue listening).
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !std::fs::read_to_string(&self.log).is_ok_and(|l| l.contains("Worker exports-")) {
+            assert!(Instant::now() < deadline, "the worker did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     fn kill_hard(&mut self) {
@@ -594,4 +607,113 @@ async fn a_full_or_read_only_storage_directory_fails_the_export_cleanly() {
             disk.files()
         );
     }
+}
+
+/// Where an export stood when its worker was killed.
+async fn stage_of(app: &TestApp, id: &str) -> &'static str {
+    let (status, rows, upload, emailed): (String, i64, Option<String>, bool) = sqlx::query_as(
+        "SELECT status, rows_done, upload_id, email_sent_at IS NOT NULL FROM exports WHERE id = $1::uuid",
+    )
+    .bind(id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    match (status.as_str(), rows, upload.is_some(), emailed) {
+        ("queued", ..) => "before the claim",
+        ("running", 0, false, _) => "before the first row",
+        ("running", _, false, _) => "mid-stream, before the first part",
+        ("running", _, true, _) => "mid-multipart",
+        ("succeeded", _, _, false) => "stored, email not yet sent",
+        ("succeeded", _, _, true) => "after the email",
+        _ => "other",
+    }
+}
+
+/// `RELIABILITY_RUNS` (default 3) exports, each with its worker process SIGKILLed at a random
+/// moment between queueing and a little after the export would be done, then replaced: every
+/// export ends succeeded, with one complete and correct object, no multipart upload left
+/// pending, and one email. Prints how many kills fell in each stage.
+#[tokio::test]
+async fn workers_killed_at_random_moments_lose_nothing_and_repeat_nothing() {
+    use rand::Rng;
+    let runs: usize = std::env::var("RELIABILITY_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let (app, url) = front_on_fresh_database(3).await;
+    let user = app.create_user().await;
+    // About 19 MB of CSV: three 8 MiB parts, so a kill can land between parts.
+    pipeline_export::seed::seed(&app.pool, &user.email, 60_000, false, 31)
+        .await
+        .unwrap();
+    // How long one export and its email take here, to spread the kills over.
+    let probe_worker = WorkerProcess::start(&url, "probe");
+    probe_worker.wait_ready().await;
+    let started = Instant::now();
+    let probe = app
+        .start_export(
+            &user.token,
+            json!({"format": "csv", "compression": "none", "notify": {"email": true}}),
+        )
+        .await;
+    let done = app
+        .wait_finished(&user.token, probe["id"].as_str().unwrap())
+        .await;
+    assert_complete_and_correct(&app, &user.token, &done).await;
+    app.wait_emails(&user.email, 1).await;
+    let span = started.elapsed().mul_f64(1.2);
+    let time = |v: &Value| crate::helpers::at(v.as_str().unwrap());
+    let producing = (time(&done["finished_at"]) - time(&done["created_at"]))
+        .to_std()
+        .unwrap()
+        .mul_f64(1.1);
+    drop(probe_worker);
+
+    let mut stages: std::collections::BTreeMap<&str, usize> = Default::default();
+    for run in 1..=runs {
+        let mut victim = WorkerProcess::start(&url, &format!("victim-{run}"));
+        victim.wait_ready().await;
+        let created = app
+            .start_export(
+                &user.token,
+                json!({"format": "csv", "compression": "none", "notify": {"email": true}}),
+            )
+            .await;
+        let id = created["id"].as_str().unwrap().to_owned();
+        // Most kills while the export is produced (claim, rows, parts, completion), the rest
+        // anywhere up to the email.
+        let mut rng = rand::rng();
+        let window = if rng.random_bool(0.7) {
+            producing
+        } else {
+            span
+        };
+        let delay = window.mul_f64(rng.random_range(0.0..1.0));
+        tokio::time::sleep(delay).await;
+        let upload = upload_id_of(&app, &id).await;
+        victim.kill_hard();
+        let stage = stage_of(&app, &id).await;
+        *stages.entry(stage).or_default() += 1;
+
+        let replacement = WorkerProcess::start(&url, &format!("replacement-{run}"));
+        let done = app.wait_finished(&user.token, &id).await;
+        assert_complete_and_correct(&app, &user.token, &done).await;
+        if let Some(upload) = upload {
+            assert!(
+                !upload_pending(&upload),
+                "run {run} ({stage}): upload {upload} left pending"
+            );
+        }
+        // One email per export: the probe's and each run's.
+        app.wait_emails(&user.email, run + 1).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let emails = app.emails_to(&user.email).await.len();
+        assert_eq!(
+            emails,
+            run + 1,
+            "run {run} ({stage}): exactly one email each"
+        );
+        drop(replacement);
+    }
+    eprintln!("kill stages over {runs} runs: {stages:?}");
 }

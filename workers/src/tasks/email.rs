@@ -1,11 +1,13 @@
 //! The email task: tells a user their export is ready (with a signed link) or failed.
 //!
 //! Its own task with its own retries, so an SMTP outage neither fails nor repeats the export.
-//! A run claims the sending (`email_claimed_at`) before it talks to SMTP and records
-//! `email_sent_at` once the server accepted the message, so neither a retry nor a second
-//! concurrent run sends again. (A crash between the server's acceptance and that record can
-//! still send one duplicate after the claim's five minutes; the message's deterministic
-//! Message-ID lets mail systems spot it.)
+//! A run claims the sending (`email_claimed_at`, with its attempt number) before it talks to
+//! SMTP and records `email_sent_at` once the server accepted the message, so neither a retry
+//! nor a second concurrent run sends again. A worker that dies holding the claim does not
+//! lose the email: the queue hands the task to another worker as a later attempt, which
+//! takes the claim over (a claim also lapses after five minutes). A crash between the
+//! server's acceptance and the record can still send one duplicate; the message's
+//! deterministic Message-ID lets mail systems spot it.
 
 use std::sync::Arc;
 
@@ -33,7 +35,7 @@ pub async fn handle(
     let span = tracing::info_span!("email_task", export_id = %task.export_id, kind = task.kind.as_str(), attempt);
     async move {
         let services: &Services = &services;
-        match deliver(services, &task).await {
+        match deliver(services, &task, attempt).await {
             Ok(()) => Ok(()),
             Err(Undelivered::Retry(e)) if attempt < services.settings.email_max_attempts => {
                 let delay = queue::backoff(services.settings.retry_base, attempt);
@@ -69,7 +71,7 @@ impl From<sqlx::Error> for Undelivered {
     }
 }
 
-async fn deliver(services: &Services, task: &EmailTask) -> Result<(), Undelivered> {
+async fn deliver(services: &Services, task: &EmailTask, attempt: u32) -> Result<(), Undelivered> {
     let pool = &services.pool;
     let Some(record) = exports::get_any(pool, task.export_id).await? else {
         tracing::info!("export no longer exists; no email");
@@ -138,14 +140,17 @@ async fn deliver(services: &Services, task: &EmailTask) -> Result<(), Undelivere
             backup,
         }),
     };
-    // Claims the sending: a second run of this task (a worker presumed dead that was only
-    // slow) finds the claim and sends nothing. A claim older than five minutes is a crashed
-    // sender's and may be taken over.
+    // Claims the sending. A concurrent run of the same attempt finds the claim and sends
+    // nothing; a later attempt (the holder stopped beating and the queue gave the task to
+    // another worker) takes it over, as does anyone once it is five minutes old.
     let claimed = sqlx::query(
-        "UPDATE exports SET email_claimed_at = now() WHERE id = $1 AND email_sent_at IS NULL \
-         AND (email_claimed_at IS NULL OR email_claimed_at < now() - interval '5 minutes')",
+        "UPDATE exports SET email_claimed_at = now(), email_claim_attempt = $2 \
+         WHERE id = $1 AND email_sent_at IS NULL \
+         AND (email_claimed_at IS NULL OR email_claim_attempt IS NULL OR email_claim_attempt < $2 \
+              OR email_claimed_at < now() - interval '5 minutes')",
     )
     .bind(record.id)
+    .bind(i32::try_from(attempt).unwrap_or(i32::MAX))
     .execute(pool)
     .await?;
     if claimed.rows_affected() == 0 {
