@@ -717,3 +717,131 @@ async fn workers_killed_at_random_moments_lose_nothing_and_repeat_nothing() {
     }
     eprintln!("kill stages over {runs} runs: {stages:?}");
 }
+
+/// An HTTP proxy in front of s3s-fs that can answer S3 errors instead of forwarding: part
+/// uploads (and single PUTs) get `status` while `failing` is above zero, each such answer
+/// counting it down (`u32::MAX`: for good). Everything else, aborts included, goes through.
+/// The Host header is forwarded as the client sent it, so SigV4 signatures still verify.
+struct S3Faults {
+    endpoint: String,
+    failing: Arc<std::sync::atomic::AtomicU32>,
+    failed: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl S3Faults {
+    async fn start(status: u16) -> S3Faults {
+        use std::sync::atomic::Ordering;
+        let upstream = s3_endpoint();
+        let failing = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let failed = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let (failing2, failed2) = (failing.clone(), failed.clone());
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let (upstream, client) = (upstream.clone(), client.clone());
+            let (failing, failed) = (failing2.clone(), failed2.clone());
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = axum::body::to_bytes(body, 64 << 20).await.unwrap();
+                let is_upload = parts.method == axum::http::Method::PUT;
+                let fail = is_upload
+                    && failing
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| match n {
+                            0 => None,
+                            u32::MAX => Some(u32::MAX),
+                            n => Some(n - 1),
+                        })
+                        .is_ok();
+                if fail {
+                    failed.fetch_add(1, Ordering::SeqCst);
+                    let code = if status == 503 {
+                        "SlowDown"
+                    } else {
+                        "InternalError"
+                    };
+                    let xml = format!(
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code>\
+                         <Message>injected by the test</Message></Error>"
+                    );
+                    return axum::response::Response::builder()
+                        .status(status)
+                        .header("content-type", "application/xml")
+                        .body(axum::body::Body::from(xml))
+                        .unwrap();
+                }
+                let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                let mut forward = client.request(parts.method.clone(), format!("{upstream}{path}"));
+                for (name, value) in &parts.headers {
+                    forward = forward.header(name, value);
+                }
+                let answer = forward.body(body).send().await.unwrap();
+                let mut response = axum::response::Response::builder().status(answer.status());
+                for (name, value) in answer.headers() {
+                    response = response.header(name, value);
+                }
+                response
+                    .body(axum::body::Body::from(answer.bytes().await.unwrap()))
+                    .unwrap()
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        S3Faults {
+            endpoint,
+            failing,
+            failed,
+        }
+    }
+
+    fn fail_next(&self, uploads: u32) {
+        self.failing
+            .store(uploads, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn failures(&self) -> u32 {
+        self.failed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn storage_answering_500_until_the_last_attempt_fails_cleanly_and_leaves_nothing() {
+    let s3 = S3Faults::start(500).await;
+    let endpoint = s3.endpoint.clone();
+    let app = TestApp::spawn_with_workers(|c| {
+        c.sync_export_max_rows = None;
+        c.background.export_max_attempts = 2;
+        c.background.storage = s3_config_at(bucket(), endpoint);
+    })
+    .await;
+    let user = app.create_user().await;
+    pipeline_export::seed::seed(&app.pool, &user.email, 60_000, false, 42)
+        .await
+        .unwrap();
+    s3.fail_next(u32::MAX);
+    let created = app
+        .start_export(&user.token, json!({"format": "csv", "compression": "none"}))
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let done = app.wait_finished(&user.token, &id).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["error"]["code"], "STORAGE_UNAVAILABLE", "{done}");
+    assert_eq!(done["attempts"], 2, "retried, then gave up");
+    assert!(s3.failures() >= 2, "{}", s3.failures());
+    // No object, and no multipart upload left open (aborts went through).
+    assert!(app.stored_files(&id).await.is_empty(), "no partial object");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while upload_id_of(&app, &id).await.is_some() {
+        assert!(Instant::now() < deadline, "an upload is still recorded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pending = std::fs::read_dir(s3_data_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".upload-"))
+        .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains(&id)))
+        .count();
+    assert_eq!(pending, 0, "no pending multipart upload of this export");
+}
