@@ -316,6 +316,19 @@ impl WorkerProcess {
     }
 }
 
+impl WorkerProcess {
+    /// SIGTERM, then waits (at most 30 s) for it to finish its running tasks and exit.
+    async fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 impl Drop for WorkerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -662,14 +675,15 @@ async fn workers_killed_at_random_moments_lose_nothing_and_repeat_nothing() {
     assert_complete_and_correct(&app, &user.token, &done).await;
     app.wait_emails(&user.email, 1).await;
     let span = started.elapsed().mul_f64(1.2);
+    probe_worker.stop().await;
     let time = |v: &Value| crate::helpers::at(v.as_str().unwrap());
     let producing = (time(&done["finished_at"]) - time(&done["created_at"]))
         .to_std()
         .unwrap()
         .mul_f64(1.1);
-    drop(probe_worker);
 
     let mut stages: std::collections::BTreeMap<&str, usize> = Default::default();
+    let (mut expected, mut duplicates) = (1, 0);
     for run in 1..=runs {
         let mut victim = WorkerProcess::start(&url, &format!("victim-{run}"));
         victim.wait_ready().await;
@@ -704,18 +718,32 @@ async fn workers_killed_at_random_moments_lose_nothing_and_repeat_nothing() {
                 "run {run} ({stage}): upload {upload} left pending"
             );
         }
-        // One email per export: the probe's and each run's.
-        app.wait_emails(&user.email, run + 1).await;
+        // One email per export (the probe's and each run's), but for the documented window:
+        // a worker killed after SMTP accepted the message and before it recorded so may
+        // cause one duplicate, with the same Message-ID.
+        expected += 1;
+        app.wait_emails(&user.email, expected).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let emails = app.emails_to(&user.email).await.len();
+        let mails = app.emails_to(&user.email).await;
+        if mails.len() == expected + 1 && stage == "stored, email not yet sent" {
+            let ids: std::collections::HashSet<&str> = mails
+                .iter()
+                .filter_map(|m| m["headers"]["message-id"].as_str())
+                .collect();
+            assert_eq!(ids.len(), expected, "the duplicate has the same Message-ID");
+            duplicates += 1;
+            expected += 1;
+        }
         assert_eq!(
-            emails,
-            run + 1,
+            mails.len(),
+            expected,
             "run {run} ({stage}): exactly one email each"
         );
-        drop(replacement);
+        replacement.stop().await;
     }
-    eprintln!("kill stages over {runs} runs: {stages:?}");
+    eprintln!(
+        "kill stages over {runs} runs: {stages:?}; duplicate emails in the accepted-but-unrecorded window: {duplicates}"
+    );
 }
 
 /// An HTTP proxy in front of s3s-fs that can answer S3 errors instead of forwarding: part
