@@ -8,7 +8,8 @@ use crate::helpers::{TestApp, gunzip};
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
-async fn document(app: &TestApp) -> Value {
+/// The served OpenAPI document.
+pub async fn document(app: &TestApp) -> Value {
     let response = app
         .client
         .get(app.url("/openapi.json"))

@@ -7,15 +7,7 @@ use crate::helpers::{JWT_SECRET, TestApp, error_of, jwt_with};
 
 /// Every documented operation with an `{id}`, as (method, path template).
 async fn operations_with_an_id(app: &TestApp) -> Vec<(String, String)> {
-    let doc: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = crate::openapi::document(app).await;
     let mut ops = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         if !path.contains("{id}") {
