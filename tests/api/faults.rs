@@ -873,3 +873,142 @@ async fn storage_answering_500_until_the_last_attempt_fails_cleanly_and_leaves_n
         .count();
     assert_eq!(pending, 0, "no pending multipart upload of this export");
 }
+
+/// Stops or starts the machine's PostgreSQL cluster (as `infra/lib.sh` starts it).
+fn postgres(action: &str) {
+    let version = std::fs::read_dir("/etc/postgresql")
+        .expect("a Debian PostgreSQL cluster")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .max()
+        .unwrap();
+    let status = Command::new("pg_ctlcluster")
+        .args(["--skip-systemctl-redirect", &version, "main", action])
+        .status()
+        .unwrap();
+    assert!(status.success(), "pg_ctlcluster {action}");
+}
+
+/// Stops PostgreSQL for a few seconds under a running `pipeline-export all`, then starts it:
+/// `/readyz` goes 503 and back to 200, the process stays up, an export queued before the restart and one created after
+/// both succeed. It disrupts every other test, so it runs alone:
+/// `infra/test.sh -- --ignored postgres_restart`.
+#[tokio::test]
+#[ignore = "restarts PostgreSQL; run alone: infra/test.sh -- --ignored postgres_restart"]
+async fn a_postgres_restart_is_survived_without_restarting_the_service() {
+    let url = fresh_database_url().await;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let log = std::fs::File::create(std::env::temp_dir().join("pe-all-pg-restart.log")).unwrap();
+    let mut service = Command::new(env!("CARGO_BIN_EXE_pipeline-export"))
+        .arg("all")
+        .env("DATABASE_URL", &url)
+        .env("JWT_SECRET", crate::helpers::JWT_SECRET)
+        .env("LINK_SECRET", LINK_SECRET)
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("PUBLIC_BASE_URL", &base)
+        .env("S3_BUCKET", bucket())
+        .env("S3_ENDPOINT", s3_endpoint())
+        .env("S3_FORCE_PATH_STYLE", "true")
+        .env("SMTP_URL", smtp_url())
+        .env("WORKER_HEARTBEAT", "1s")
+        .env("RETRY_BASE_DELAY", "200ms")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let ready = |client: reqwest::Client, base: String| async move {
+        client
+            .get(format!("{base}/readyz"))
+            .timeout(Duration::from_secs(3))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ready(client.clone(), base.clone()).await != 200 {
+        assert!(Instant::now() < deadline, "the service did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let db = url.clone();
+    let app = TestApp::spawn_with(move |c| {
+        c.database.url = pipeline_export::config::Secret::new(db);
+        c.sync_export_max_rows = None;
+    })
+    .await;
+    let user = app.create_user().await;
+    pipeline_export::seed::seed(&app.pool, &user.email, 2_000, false, 51)
+        .await
+        .unwrap();
+    let create = |filters: Value| {
+        let client = client.clone();
+        let (base, token) = (base.clone(), user.token.clone());
+        async move {
+            let created: Value = client
+                .post(format!("{base}/api/exports"))
+                .bearer_auth(&token)
+                .json(&json!({"format": "csv", "compression": "none", "filters": filters}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            created["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let first = create(json!({})).await;
+    assert_complete_and_correct(
+        &app,
+        &user.token,
+        &app.wait_finished(&user.token, &first).await,
+    )
+    .await;
+
+    // An export queued just before the restart.
+    let before = create(json!({"created_from": "2000-01-01T00:00:01Z"})).await;
+    // PostgreSQL down for a few seconds (long enough for the workers' heartbeats to fail),
+    // then up again. Off the test's runtime thread, so the polling below runs meanwhile.
+    tokio::task::spawn_blocking(|| postgres("stop"))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while ready(client.clone(), base.clone()).await != 503 {
+        assert!(
+            Instant::now() < deadline,
+            "/readyz did not answer 503 while PostgreSQL was down"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    tokio::task::spawn_blocking(|| postgres("start"))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ready(client.clone(), base.clone()).await != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "/readyz did not come back to 200"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        service.try_wait().unwrap().is_none(),
+        "the service is still the same process"
+    );
+
+    let after = create(json!({"created_from": "2000-01-01T00:00:02Z"})).await;
+    for id in [&before, &after] {
+        let done = app.wait_finished(&user.token, id).await;
+        assert_complete_and_correct(&app, &user.token, &done).await;
+    }
+    assert!(
+        service.try_wait().unwrap().is_none(),
+        "still the same process"
+    );
+    let _ = service.kill();
+    let _ = service.wait();
+}

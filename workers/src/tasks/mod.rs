@@ -93,19 +93,78 @@ fn storage_config(queue: &str, settings: &WorkerSettings) -> Config {
         .missed_heartbeats(3)
 }
 
-/// Runs the export and email workers and the retention sweep until `shutdown` resolves,
-/// then lets running tasks finish (up to `shutdown_grace`).
+/// Runs the export and email workers, the scheduler and the retention sweep until
+/// `shutdown` resolves, then lets running tasks finish (up to `shutdown_grace`).
+///
+/// The queue workers stop by themselves when their heartbeat cannot reach PostgreSQL (a
+/// restart, a network cut). This process does not: it waits until the database answers
+/// again and starts them anew, under a new instance name, so a database restart needs no
+/// restart of the workers. Their tasks are taken over as from any worker that stopped.
 pub async fn run(
     services: Arc<Services>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    // Unique per process start: a restarted process must not inherit (and so hide) the
-    // tasks its previous life held when it died.
-    let instance = Ulid::generate().to_string().to_lowercase();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("workers stopping: finishing running tasks");
+        let _ = stop_tx.send(true);
+    });
     let retention = tokio::spawn(retention::run(services.clone(), stop_rx.clone()));
     let scheduler = tokio::spawn(scheduler::run(services.clone(), stop_rx.clone()));
+    let result = loop {
+        let result = run_queues(services.clone(), stop_rx.clone()).await;
+        if *stop_rx.borrow() {
+            break result;
+        }
+        match &result {
+            Ok(()) => {
+                tracing::warn!("queue workers stopped; restarting them once PostgreSQL answers")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "queue workers failed; restarting them once PostgreSQL answers")
+            }
+        }
+        let mut stop = stop_rx.clone();
+        let mut delay = Duration::from_millis(500);
+        // At least one delay between lives, so workers that stop at once cannot spin.
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.wait_for(|stop| *stop) => {}
+        }
+        loop {
+            if sqlx::query("SELECT 1")
+                .execute(&services.pool)
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.wait_for(|stop| *stop) => break,
+            }
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+        if *stop_rx.borrow() {
+            break Ok(());
+        }
+        tracing::info!("PostgreSQL answers again; restarting the queue workers");
+    };
+    let _ = retention.await;
+    let _ = scheduler.await;
+    result
+}
+
+/// One life of the export and email queue workers: until `stop` turns true, or until both
+/// have stopped (their heartbeat lost the database).
+async fn run_queues(
+    services: Arc<Services>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    // Unique per start: a restarted worker must not inherit (and so hide) the tasks an
+    // earlier life held when it stopped.
+    let instance = Ulid::generate().to_string().to_lowercase();
 
     let exports = {
         let services = services.clone();
@@ -144,13 +203,9 @@ pub async fn run(
         .register(emails)
         .shutdown_timeout(services.settings.shutdown_grace)
         .run_with_signal(async move {
-            shutdown.await;
-            tracing::info!("workers stopping: finishing running tasks");
+            let _ = stop.wait_for(|stop| *stop).await;
             Ok(())
         })
         .await;
-    let _ = stop_tx.send(true);
-    let _ = retention.await;
-    let _ = scheduler.await;
     result.map_err(|e| anyhow::anyhow!("worker monitor failed: {e}"))
 }
