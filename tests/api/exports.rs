@@ -449,14 +449,7 @@ async fn listing_pages_newest_first_and_filters_by_status() {
         "status=done",
         "page=2",
     ] {
-        let response = app
-            .client
-            .get(app.url(&format!("/api/exports?{query}")))
-            .bearer_auth(&user.token)
-            .send()
-            .await
-            .unwrap();
-        error_of(response, 400).await;
+        error_of(app.exports_page(&user.token, query).await, 400).await;
     }
 }
 

@@ -260,6 +260,27 @@ async fn an_smtp_outage_delays_the_email_but_sends_it_once() {
     );
 }
 
+/// `pipeline-export {subcommand}` on `database_url` with the test services (s3s-fs, maildev),
+/// quick heartbeats and retries, and its log in `log`.
+fn service_command(subcommand: &str, database_url: &str, log: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pipeline-export"));
+    command
+        .arg(subcommand)
+        .env("DATABASE_URL", database_url)
+        .env("LINK_SECRET", LINK_SECRET)
+        .env("S3_BUCKET", bucket())
+        .env("S3_ENDPOINT", s3_endpoint())
+        .env("S3_FORCE_PATH_STYLE", "true")
+        .env("SMTP_URL", smtp_url())
+        .env("PUBLIC_BASE_URL", "http://127.0.0.1:8080")
+        .env("WORKER_HEARTBEAT", "1s")
+        .env("RETRY_BASE_DELAY", "200ms")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap());
+    command
+}
+
 /// A `pipeline-export worker` process, killed on drop.
 struct WorkerProcess {
     child: Child,
@@ -273,22 +294,8 @@ impl WorkerProcess {
 
     fn start_with(database_url: &str, name: &str, env: &[(&str, &str)]) -> WorkerProcess {
         let log_path = std::env::temp_dir().join(format!("pe-worker-{name}.log"));
-        let log = std::fs::File::create(&log_path).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_pipeline-export"))
-            .arg("worker")
+        let child = service_command("worker", database_url, &log_path)
             .envs(env.iter().copied())
-            .env("DATABASE_URL", database_url)
-            .env("LINK_SECRET", LINK_SECRET)
-            .env("S3_BUCKET", bucket())
-            .env("S3_ENDPOINT", s3_endpoint())
-            .env("S3_FORCE_PATH_STYLE", "true")
-            .env("SMTP_URL", smtp_url())
-            .env("PUBLIC_BASE_URL", "http://127.0.0.1:8080")
-            .env("WORKER_HEARTBEAT", "1s")
-            .env("RETRY_BASE_DELAY", "200ms")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
             .spawn()
             .unwrap();
         WorkerProcess {
@@ -899,23 +906,11 @@ async fn a_postgres_restart_is_survived_without_restarting_the_service() {
     let url = fresh_database_url().await;
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let log = std::fs::File::create(std::env::temp_dir().join("pe-all-pg-restart.log")).unwrap();
-    let mut service = Command::new(env!("CARGO_BIN_EXE_pipeline-export"))
-        .arg("all")
-        .env("DATABASE_URL", &url)
+    let log = std::env::temp_dir().join("pe-all-pg-restart.log");
+    let mut service = service_command("all", &url, &log)
         .env("JWT_SECRET", crate::helpers::JWT_SECRET)
-        .env("LINK_SECRET", LINK_SECRET)
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
         .env("PUBLIC_BASE_URL", &base)
-        .env("S3_BUCKET", bucket())
-        .env("S3_ENDPOINT", s3_endpoint())
-        .env("S3_FORCE_PATH_STYLE", "true")
-        .env("SMTP_URL", smtp_url())
-        .env("WORKER_HEARTBEAT", "1s")
-        .env("RETRY_BASE_DELAY", "200ms")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
         .spawn()
         .unwrap();
     let client = reqwest::Client::new();

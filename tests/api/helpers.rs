@@ -379,14 +379,18 @@ impl TestApp {
     }
 
     /// `GET /api/exports?{query}`, asserting success.
-    pub async fn list_exports(&self, token: &str, query: &str) -> serde_json::Value {
-        let response = self
-            .client
+    /// `GET /api/exports?{query}`, whatever it answers.
+    pub async fn exports_page(&self, token: &str, query: &str) -> reqwest::Response {
+        self.client
             .get(self.url(&format!("/api/exports?{query}")))
             .bearer_auth(token)
             .send()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    pub async fn list_exports(&self, token: &str, query: &str) -> serde_json::Value {
+        let response = self.exports_page(token, query).await;
         assert_eq!(response.status(), 200, "{query}");
         response.json().await.unwrap()
     }

@@ -267,14 +267,7 @@ async fn oversized_deep_and_huge_inputs_are_4xx_in_the_documented_shape() {
         "limit=1e9",
         "cursor=AAAA",
     ] {
-        let response = app
-            .client
-            .get(app.url(&format!("/api/exports?{query}")))
-            .bearer_auth(&user.token)
-            .send()
-            .await
-            .unwrap();
-        error_of(response, 400).await;
+        error_of(app.exports_page(&user.token, query).await, 400).await;
     }
     let huge_keep = json!({"cadence": {"daily": {"time": "06:00"}}, "keep_last": 1e300});
     error_of(

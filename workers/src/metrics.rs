@@ -116,8 +116,7 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("pipeline_export");
-        let m = Metrics {
+        let mut m = Metrics {
             exports_created: Family::default(),
             exports_finished: Family::default(),
             export_duration: Family::new_with_constructor(seconds),
@@ -129,8 +128,9 @@ impl Metrics {
             http_requests: Family::default(),
             http_duration: Family::new_with_constructor(seconds),
             sync_exports_in_flight: Gauge::default(),
-            registry: Registry::default(),
+            registry: Registry::with_prefix("pipeline_export"),
         };
+        let registry = &mut m.registry;
         registry.register(
             "exports_created",
             "Background exports created, by format and origin (api or schedule)",
@@ -190,7 +190,7 @@ impl Metrics {
             "GET /api/export downloads streaming now",
             m.sync_exports_in_flight.clone(),
         );
-        Metrics { registry, ..m }
+        m
     }
 
     pub fn export_created(&self, format: &str, origin: &str) {

@@ -125,28 +125,7 @@ pub async fn run(
                 tracing::warn!(error = %e, "queue workers failed; restarting them once PostgreSQL answers")
             }
         }
-        let mut stop = stop_rx.clone();
-        let mut delay = Duration::from_millis(500);
-        // At least one delay between lives, so workers that stop at once cannot spin.
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = stop.wait_for(|stop| *stop) => {}
-        }
-        loop {
-            if sqlx::query("SELECT 1")
-                .execute(&services.pool)
-                .await
-                .is_ok()
-            {
-                break;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = stop.wait_for(|stop| *stop) => break,
-            }
-            delay = (delay * 2).min(Duration::from_secs(10));
-        }
-        if *stop_rx.borrow() {
+        if !wait_for_database(&services.pool, stop_rx.clone()).await {
             break Ok(());
         }
         tracing::info!("PostgreSQL answers again; restarting the queue workers");
@@ -154,6 +133,22 @@ pub async fn run(
     let _ = retention.await;
     let _ = scheduler.await;
     result
+}
+
+/// Waits until PostgreSQL answers, first half a second, then backing off to 10 s between
+/// tries (so workers that stop at once cannot spin). False if `stop` turned true first.
+async fn wait_for_database(pool: &PgPool, mut stop: tokio::sync::watch::Receiver<bool>) -> bool {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.wait_for(|stop| *stop) => return false,
+        }
+        if sqlx::query("SELECT 1").execute(pool).await.is_ok() {
+            return true;
+        }
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
 }
 
 /// One life of the export and email queue workers: until `stop` turns true, or until both
