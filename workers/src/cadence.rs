@@ -35,7 +35,9 @@ impl FromStr for TimeOfDay {
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || format!("{s:?} is not a time of day such as 08:00 (24-hour HH:MM)");
         let (h, m) = s.split_once(':').ok_or_else(bad)?;
-        if h.len() != 2 || m.len() != 2 {
+        // Two ASCII digits each: `parse` alone would also take `+8` (found by fuzzing).
+        let two_digits = |part: &str| part.len() == 2 && part.bytes().all(|b| b.is_ascii_digit());
+        if !two_digits(h) || !two_digits(m) {
             return Err(bad());
         }
         let (h, m) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
@@ -287,9 +289,9 @@ impl Cadence {
                     })?;
                     Ok(Cadence::Weekly { weekday, time })
                 } else {
-                    let day = when
-                        .parse::<u8>()
-                        .ok()
+                    let day = Some(when)
+                        .filter(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit()))
+                        .and_then(|w| w.parse::<u8>().ok())
                         .filter(|d| (1..=31).contains(d))
                         .ok_or_else(|| {
                             CadenceError::new(
@@ -425,6 +427,8 @@ mod tests {
         for bad in [
             r#"{"daily":{"time":"6:30"}}"#,
             r#"{"daily":{"time":"24:00"}}"#,
+            r#"{"daily":{"time":"+8:00"}}"#,
+            r#"{"daily":{"time":"08:-0"}}"#,
             r#"{"weekly":{"weekday":"someday","time":"08:00"}}"#,
             r#"{"hourly":{"time":"08:00"}}"#,
             r#"{"daily":{"time":"08:00","extra":1}}"#,
@@ -577,6 +581,9 @@ mod tests {
         assert!(Cadence::from_cli("weekly", "monday").is_err());
         assert!(Cadence::from_cli("monthly", "0@07:00").is_err());
         assert!(Cadence::from_cli("daily", "6pm").is_err());
+        // Signs are not digits (the fuzz target found `00:+0` taken for 00:00).
+        assert!(Cadence::from_cli("daily", "00:+0").is_err());
+        assert!(Cadence::from_cli("monthly", "+1@07:00").is_err());
     }
 
     #[test]
