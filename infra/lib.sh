@@ -133,3 +133,16 @@ ensure_test_tools() {
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" >/dev/null
 }
+
+# --- Fuzzing: cargo-fuzz drives libFuzzer. ---
+# Installs cargo-fuzz once into the cache and puts it on PATH. The machine has one stable
+# toolchain; cargo fuzz passes a few nightly-only flags, which RUSTC_BOOTSTRAP allows.
+ensure_cargo_fuzz() {
+  local root="$CACHE_DIR/cargo-fuzz-0.13.2"
+  if [ ! -x "$root/bin/cargo-fuzz" ]; then
+    log "installing cargo-fuzz 0.13.2 into $root (once)"
+    CARGO_TARGET_DIR="$CACHE_DIR/cargo-fuzz-build" \
+      cargo install cargo-fuzz --version 0.13.2 --locked --root "$root"
+  fi
+  export PATH="$root/bin:$PATH" RUSTC_BOOTSTRAP=1
+}

@@ -145,9 +145,7 @@ pub(super) fn parse_compression(
 
 /// A body's `filters` object: each value a string or a list of strings, read exactly as the
 /// sync endpoint reads its query parameters.
-pub(super) fn parse_filters(
-    map: &serde_json::Map<String, Value>,
-) -> Result<ExportFilters, ApiError> {
+pub fn parse_filters(map: &serde_json::Map<String, Value>) -> Result<ExportFilters, ApiError> {
     let mut filters = ExportFilters::default();
     for (name, value) in map {
         let values: Vec<&str> = match value {

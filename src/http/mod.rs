@@ -31,6 +31,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub use self::error::ApiError;
 pub use self::export::{ExportParams, accepts_gzip};
+pub use self::exports::parse_filters;
 use workers::clock::SharedClock;
 use workers::links::LinkSigner;
 use workers::metrics::Metrics;

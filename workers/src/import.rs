@@ -91,6 +91,68 @@ impl ImportedJob {
     }
 }
 
+/// The job as the writers see it; how the round-trip tests compare a file with its rows.
+#[cfg(any(test, fuzzing))]
+impl From<&ImportedJob> for crate::job::JobRecord {
+    fn from(j: &ImportedJob) -> crate::job::JobRecord {
+        crate::job::JobRecord {
+            id: j.id,
+            company_name: j.company_name.clone(),
+            job_title: j.job_title.clone(),
+            status: j.status.clone(),
+            source: j.source.clone(),
+            location: j.location.clone(),
+            is_remote: j.is_remote,
+            job_url: j.job_url.clone(),
+            job_description: j.job_description.clone(),
+            salary_range_min: j.salary_range_min,
+            salary_range_max: j.salary_range_max,
+            ai_match_score: j.ai_match_score,
+            ai_reasoning: j.ai_reasoning.clone(),
+            notes: j.notes.clone(),
+            tags: j.tags.clone(),
+            applied_at: j.applied_at,
+            interview_at: j.interview_at,
+            offer_at: j.offer_at,
+            rejected_at: j.rejected_at,
+            scraped_at: j.scraped_at,
+            created_at: j.created_at,
+            updated_at: j.updated_at,
+        }
+    }
+}
+
+/// What the import makes of a file, without a database: the number of jobs it holds (or why
+/// it is refused) and each job as it would be staged (`Ok`) or rejected. For the `import`
+/// and `writers` fuzz targets (`fuzz/`, built with `--cfg fuzzing`).
+#[cfg(fuzzing)]
+pub fn read_file(
+    bytes: &[u8],
+) -> (
+    Result<u64, String>,
+    Vec<Result<(u64, crate::job::JobRecord), Rejection>>,
+) {
+    let (tx, mut rx) = mpsc::channel(BATCH);
+    std::thread::scope(|scope| {
+        let parser = scope.spawn(move || parse(bytes, &tx).map_err(|e| e.to_string()));
+        let mut items = Vec::new();
+        while let Some(item) = rx.blocking_recv() {
+            items.push(match item {
+                Item::Job(index, job) => Ok((index, crate::job::JobRecord::from(&*job))),
+                Item::Rejected(rejection) => Err(rejection),
+            });
+        }
+        (parser.join().expect("the parser does not panic"), items)
+    })
+}
+
+/// One line of an NDJSON export read as one job of a JSON export: the job, or why it would
+/// be rejected. For the `writers` fuzz target.
+#[cfg(fuzzing)]
+pub fn read_job(value: serde_json::Value) -> Result<crate::job::JobRecord, String> {
+    ImportedJob::from_value(value).map(|job| crate::job::JobRecord::from(&job))
+}
+
 /// A rejected job: where it is in the file and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Rejection {
@@ -566,33 +628,6 @@ mod tests {
             }
         }
 
-        fn as_record(j: &ImportedJob) -> JobRecord {
-            JobRecord {
-                id: j.id,
-                company_name: j.company_name.clone(),
-                job_title: j.job_title.clone(),
-                status: j.status.clone(),
-                source: j.source.clone(),
-                location: j.location.clone(),
-                is_remote: j.is_remote,
-                job_url: j.job_url.clone(),
-                job_description: j.job_description.clone(),
-                salary_range_min: j.salary_range_min,
-                salary_range_max: j.salary_range_max,
-                ai_match_score: j.ai_match_score,
-                ai_reasoning: j.ai_reasoning.clone(),
-                notes: j.notes.clone(),
-                tags: j.tags.clone(),
-                applied_at: j.applied_at,
-                interview_at: j.interview_at,
-                offer_at: j.offer_at,
-                rejected_at: j.rejected_at,
-                scraped_at: j.scraped_at,
-                created_at: j.created_at,
-                updated_at: j.updated_at,
-            }
-        }
-
         fn write(format: Format, jobs: &[JobRecord]) -> Vec<u8> {
             let mut w: Box<dyn RowWriter> =
                 format.writer(&Field::ALL, Default::default(), &Default::default());
@@ -624,7 +659,7 @@ mod tests {
                     match rx.try_recv().unwrap() {
                         Item::Job(index, job) => {
                             prop_assert_eq!(index, i as u64);
-                            prop_assert_eq!(&as_record(&job), expected);
+                            prop_assert_eq!(&JobRecord::from(&*job), expected);
                         }
                         Item::Rejected(r) => prop_assert!(false, "rejected: {:?}", r),
                     }
@@ -640,7 +675,7 @@ mod tests {
                 for (line, expected) in lines.iter().zip(&jobs) {
                     let value: serde_json::Value = serde_json::from_str(line).unwrap();
                     let job = ImportedJob::from_value(value).unwrap();
-                    prop_assert_eq!(&as_record(&job), expected);
+                    prop_assert_eq!(&JobRecord::from(&job), expected);
                 }
             }
         }

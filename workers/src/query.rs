@@ -68,6 +68,14 @@ impl ExportQuery {
         (format!("SELECT count(*), now(){from_where}"), binds)
     }
 
+    /// The statement the rows are read with, and how many values it binds. Its text is made
+    /// of constant fragments and field names only: every filter value is a `$n` placeholder,
+    /// so no value can change it (the `filters` fuzz target checks exactly that).
+    pub fn select_statement(&self) -> (String, usize) {
+        let (sql, binds) = self.select_sql();
+        (sql, binds.len())
+    }
+
     fn select_sql(&self) -> (String, Vec<Bind>) {
         let columns: Vec<&str> = self.fields.iter().map(|f| f.name()).collect();
         let (from_where, binds) = self.scope_sql();
