@@ -81,6 +81,16 @@ fn upload_pending(upload_id: &str) -> bool {
         .exists()
 }
 
+/// Multipart uploads of export `id` still pending in s3s-fs.
+fn pending_uploads_of(id: &str) -> usize {
+    std::fs::read_dir(s3_data_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".upload-"))
+        .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains(id)))
+        .count()
+}
+
 async fn upload_id_of(app: &TestApp, id: &str) -> Option<String> {
     sqlx::query_scalar("SELECT upload_id FROM exports WHERE id = $1::uuid")
         .bind(id)
@@ -753,92 +763,162 @@ async fn workers_killed_at_random_moments_lose_nothing_and_repeat_nothing() {
     );
 }
 
-/// An HTTP proxy in front of s3s-fs that can answer S3 errors instead of forwarding: part
-/// uploads (and single PUTs) get `status` while `failing` is above zero, each such answer
-/// counting it down (`u32::MAX`: for good). Everything else, aborts included, goes through.
-/// The Host header is forwarded as the client sent it, so SigV4 signatures still verify.
+/// An S3 fault injector in front of s3s-fs, byte-faithful so that SigV4 signatures still
+/// verify: each connection carries one request (it adds `Connection: close`, a header SigV4
+/// does not sign), forwarded verbatim with its body and answer. A `PUT` (a part upload or a
+/// single upload) that matches the rule set by [`S3Faults::fail_uploads`] is answered with
+/// `status` and an S3 error document instead, without reaching s3s-fs.
 struct S3Faults {
     endpoint: String,
-    failing: Arc<std::sync::atomic::AtomicU32>,
+    rule: Arc<Mutex<FaultRule>>,
     failed: Arc<std::sync::atomic::AtomicU32>,
+}
+
+/// Which uploads fail: those of part `part` (any `PUT` when `None`), `remaining` more times
+/// (`u32::MAX`: for good).
+#[derive(Default)]
+struct FaultRule {
+    part: Option<u32>,
+    remaining: u32,
+}
+
+impl FaultRule {
+    fn take(&mut self, part: Option<u32>) -> bool {
+        if self.remaining == 0 || (self.part.is_some() && self.part != part) {
+            return false;
+        }
+        if self.remaining != u32::MAX {
+            self.remaining -= 1;
+        }
+        true
+    }
 }
 
 impl S3Faults {
     async fn start(status: u16) -> S3Faults {
-        use std::sync::atomic::Ordering;
-        let upstream = s3_endpoint();
-        let failing = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let upstream = addr_of(&s3_endpoint());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let rule: Arc<Mutex<FaultRule>> = Arc::default();
         let failed = Arc::new(std::sync::atomic::AtomicU32::new(0));
-        let (failing2, failed2) = (failing.clone(), failed.clone());
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
-            let (upstream, client) = (upstream.clone(), client.clone());
-            let (failing, failed) = (failing2.clone(), failed2.clone());
-            async move {
-                let (parts, body) = request.into_parts();
-                let body = axum::body::to_bytes(body, 64 << 20).await.unwrap();
-                let is_upload = parts.method == axum::http::Method::PUT;
-                let fail = is_upload
-                    && failing
-                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| match n {
-                            0 => None,
-                            u32::MAX => Some(u32::MAX),
-                            n => Some(n - 1),
-                        })
-                        .is_ok();
-                if fail {
-                    failed.fetch_add(1, Ordering::SeqCst);
-                    let code = if status == 503 {
-                        "SlowDown"
-                    } else {
-                        "InternalError"
-                    };
-                    let xml = format!(
-                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code>\
-                         <Message>injected by the test</Message></Error>"
-                    );
-                    return axum::response::Response::builder()
-                        .status(status)
-                        .header("content-type", "application/xml")
-                        .body(axum::body::Body::from(xml))
-                        .unwrap();
-                }
-                let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-                let mut forward = client.request(parts.method.clone(), format!("{upstream}{path}"));
-                for (name, value) in &parts.headers {
-                    forward = forward.header(name, value);
-                }
-                let answer = forward.body(body).send().await.unwrap();
-                let mut response = axum::response::Response::builder().status(answer.status());
-                for (name, value) in answer.headers() {
-                    response = response.header(name, value);
-                }
-                response
-                    .body(axum::body::Body::from(answer.bytes().await.unwrap()))
-                    .unwrap()
+        let (rule2, failed2) = (rule.clone(), failed.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (rule, failed) = (rule2.clone(), failed2.clone());
+                tokio::spawn(async move {
+                    let _ = s3_fault_request(client, upstream, status, &rule, &failed).await;
+                });
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         S3Faults {
             endpoint,
-            failing,
+            rule,
             failed,
         }
     }
 
-    fn fail_next(&self, uploads: u32) {
-        self.failing
-            .store(uploads, std::sync::atomic::Ordering::SeqCst);
+    fn fail_uploads(&self, part: Option<u32>, times: u32) {
+        *self.rule.lock().unwrap() = FaultRule {
+            part,
+            remaining: times,
+        };
     }
 
     fn failures(&self) -> u32 {
         self.failed.load(std::sync::atomic::Ordering::SeqCst)
     }
+}
+
+/// One connection of [`S3Faults`]: reads the request's head, then answers it with the
+/// injected error or forwards the connection's bytes both ways unchanged but for the added
+/// `Connection: close`.
+async fn s3_fault_request(
+    mut client: TcpStream,
+    upstream: SocketAddr,
+    status: u16,
+    rule: &Mutex<FaultRule>,
+    failed: &std::sync::atomic::AtomicU32,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = Vec::with_capacity(16 * 1024);
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if client.read_buf(&mut buf).await? == 0 {
+            return Ok(());
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n").filter(|l| !l.is_empty());
+    let request_line = lines.next().unwrap_or_default();
+    let headers: Vec<&str> = lines.collect();
+    let header = |name: &str| {
+        headers.iter().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    };
+    let mut words = request_line.split(' ');
+    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let part = target
+        .split_once('?')
+        .and_then(|(_, q)| q.split('&').find_map(|kv| kv.strip_prefix("partNumber=")))
+        .and_then(|n| n.parse::<u32>().ok());
+    if method == "PUT" && rule.lock().unwrap().take(part) {
+        failed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // Read the body the client sends (unless it waits for `100 Continue`), so it reads
+        // the answer rather than a reset connection.
+        if !header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
+            let length: usize = header("content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let mut left = length.saturating_sub(buf.len() - head_end);
+            let mut sink = vec![0u8; 64 * 1024];
+            while left > 0 {
+                let n = client.read(&mut sink[..left.min(64 * 1024)]).await?;
+                if n == 0 {
+                    break;
+                }
+                left -= n;
+            }
+        }
+        let code = if status == 503 {
+            "SlowDown"
+        } else {
+            "InternalError"
+        };
+        let xml = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code>\
+             <Message>injected by the test</Message></Error>"
+        );
+        let reason = if status == 503 {
+            "Service Unavailable"
+        } else {
+            "Internal Server Error"
+        };
+        let answer = format!(
+            "HTTP/1.1 {status} {reason}\r\ncontent-type: application/xml\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{xml}",
+            xml.len()
+        );
+        client.write_all(answer.as_bytes()).await?;
+        return client.shutdown().await;
+    }
+    let mut server = TcpStream::connect(upstream).await?;
+    let mut forwarded = format!("{request_line}\r\n");
+    for line in headers.iter().filter(|l| {
+        !l.split_once(':')
+            .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case("connection"))
+    }) {
+        forwarded.push_str(line);
+        forwarded.push_str("\r\n");
+    }
+    forwarded.push_str("connection: close\r\n\r\n");
+    server.write_all(forwarded.as_bytes()).await?;
+    server.write_all(&buf[head_end..]).await?;
+    tokio::io::copy_bidirectional(&mut client, &mut server).await?;
+    Ok(())
 }
 
 #[tokio::test]
@@ -855,7 +935,7 @@ async fn storage_answering_500_until_the_last_attempt_fails_cleanly_and_leaves_n
     pipeline_export::seed::seed(&app.pool, &user.email, 60_000, false, 42)
         .await
         .unwrap();
-    s3.fail_next(u32::MAX);
+    s3.fail_uploads(None, u32::MAX);
     let created = app
         .start_export(&user.token, json!({"format": "csv", "compression": "none"}))
         .await;
@@ -872,13 +952,53 @@ async fn storage_answering_500_until_the_last_attempt_fails_cleanly_and_leaves_n
         assert!(Instant::now() < deadline, "an upload is still recorded");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let pending = std::fs::read_dir(s3_data_dir())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(".upload-"))
-        .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains(&id)))
-        .count();
+    let pending = pending_uploads_of(&id);
     assert_eq!(pending, 0, "no pending multipart upload of this export");
+}
+
+/// S3 answering `503 SlowDown` in the middle of an upload (to part 2, several times in a
+/// row), then recovering. Twice: the SDK's own retries with backoff (3 tries per request)
+/// absorb two refusals within the attempt; four outlast them, the attempt fails and the
+/// queue's retry makes the file anew. Either way the export ends whole and correct, with one
+/// object and no upload left open.
+#[tokio::test]
+async fn storage_answering_503_for_a_while_mid_upload_is_retried_to_a_whole_object() {
+    let s3 = S3Faults::start(503).await;
+    let endpoint = s3.endpoint.clone();
+    let app = TestApp::spawn_with_workers(|c| {
+        c.sync_export_max_rows = None;
+        c.background.storage = s3_config_at(bucket(), endpoint);
+    })
+    .await;
+    let user = app.create_user().await;
+    pipeline_export::seed::seed(&app.pool, &user.email, 60_000, false, 43)
+        .await
+        .unwrap();
+    let mut refused = 0;
+    for (refusals, attempts, period) in [
+        (2, 1, "2000-01-01T00:00:01Z"),
+        (4, 2, "2000-01-01T00:00:02Z"),
+    ] {
+        s3.fail_uploads(Some(2), refusals);
+        let created = app
+            .start_export(
+                &user.token,
+                json!({"format": "csv", "compression": "none", "filters": {"created_from": period}}),
+            )
+            .await;
+        let id = created["id"].as_str().unwrap().to_owned();
+        let done = app.wait_finished(&user.token, &id).await;
+        refused += refusals;
+        assert_eq!(
+            s3.failures(),
+            refused,
+            "part 2 was refused {refusals} times"
+        );
+        assert_complete_and_correct(&app, &user.token, &done).await;
+        assert_eq!(done["attempts"], attempts, "{refusals} refusals: {done}");
+        assert_eq!(app.stored_files(&id).await.len(), 1, "one object");
+        assert_eq!(pending_uploads_of(&id), 0, "no multipart upload left open");
+    }
 }
 
 /// Stops or starts the machine's PostgreSQL cluster (as `infra/lib.sh` starts it).
@@ -897,8 +1017,9 @@ fn postgres(action: &str) {
 }
 
 /// Stops PostgreSQL for a few seconds under a running `pipeline-export all`, then starts it:
-/// `/readyz` goes 503 and back to 200, the process stays up, an export queued before the restart and one created after
-/// both succeed. It disrupts every other test, so it runs alone:
+/// a sync download under way is broken off (the client sees an error, not a short file),
+/// `/readyz` goes 503 and back to 200, the process stays up, an export queued before the
+/// restart and one created after both succeed. It disrupts every other test, so it runs alone:
 /// `infra/test.sh -- --ignored postgres_restart`.
 #[tokio::test]
 #[ignore = "restarts PostgreSQL; run alone: infra/test.sh -- --ignored postgres_restart"]
@@ -911,6 +1032,7 @@ async fn a_postgres_restart_is_survived_without_restarting_the_service() {
         .env("JWT_SECRET", crate::helpers::JWT_SECRET)
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
         .env("PUBLIC_BASE_URL", &base)
+        .env("SYNC_EXPORT_MAX_ROWS", "0")
         .spawn()
         .unwrap();
     let client = reqwest::Client::new();
@@ -965,11 +1087,46 @@ async fn a_postgres_restart_is_survived_without_restarting_the_service() {
 
     // An export queued just before the restart.
     let before = create(json!({"created_from": "2000-01-01T00:00:01Z"})).await;
+    // A large sync download under way (its first bytes read, the rest still in PostgreSQL).
+    let big = app.create_user().await;
+    pipeline_export::seed::seed(&app.pool, &big.email, 150_000, false, 52)
+        .await
+        .unwrap();
+    let mut download = client
+        .get(format!("{base}/api/export?format=csv"))
+        .bearer_auth(&big.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), 200);
+    let mut received = download
+        .chunk()
+        .await
+        .unwrap()
+        .expect("a first chunk")
+        .len();
     // PostgreSQL down for a few seconds (long enough for the workers' heartbeats to fail),
     // then up again. Off the test's runtime thread, so the polling below runs meanwhile.
     tokio::task::spawn_blocking(|| postgres("stop"))
         .await
         .unwrap();
+    // The download cut by the outage ends as a broken transfer, never as a complete-looking
+    // short file.
+    let cut = loop {
+        match download.chunk().await {
+            Ok(Some(chunk)) => received += chunk.len(),
+            Ok(None) => break None,
+            Err(e) => break Some(e),
+        }
+    };
+    assert!(
+        cut.is_some(),
+        "the cut download ended cleanly after {received} bytes"
+    );
+    eprintln!(
+        "sync download broken off after {received} bytes: {:?}",
+        cut.unwrap()
+    );
     let deadline = Instant::now() + Duration::from_secs(15);
     while ready(client.clone(), base.clone()).await != 503 {
         assert!(
