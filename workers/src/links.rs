@@ -97,6 +97,11 @@ impl LinkSigner {
     /// Checks a token's signature, then its expiry against `now`.
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Link, LinkError> {
         let (message, tag) = token.rsplit_once('.').ok_or(LinkError::Invalid)?;
+        // Lowercase only, as signed: `hex` also reads `AB`, which would let a changed byte
+        // pass for the same link.
+        if !tag.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(LinkError::Invalid);
+        }
         let tag = hex::decode(tag).map_err(|_| LinkError::Invalid)?;
         self.mac(message)
             .verify_slice(&tag)
@@ -157,16 +162,25 @@ mod tests {
             now + Duration::days(1),
             LinkPurpose::Download,
         );
+        // Every position, changed to a digit, to another case, or to another character.
         for i in 0..token.len() {
-            let mut bytes = token.clone().into_bytes();
-            bytes[i] = if bytes[i] == b'0' { b'1' } else { b'0' };
-            let tampered = String::from_utf8(bytes).unwrap();
-            if tampered != token {
-                assert_eq!(
-                    signer().verify(&tampered, now),
-                    Err(LinkError::Invalid),
-                    "byte {i}"
-                );
+            let original = token.as_bytes()[i];
+            for replacement in [
+                if original == b'0' { b'1' } else { b'0' },
+                original.to_ascii_uppercase(),
+                b'-',
+            ] {
+                let mut bytes = token.clone().into_bytes();
+                bytes[i] = replacement;
+                let tampered = String::from_utf8(bytes).unwrap();
+                if tampered != token {
+                    assert_eq!(
+                        signer().verify(&tampered, now),
+                        Err(LinkError::Invalid),
+                        "byte {i} as {:?}",
+                        replacement as char
+                    );
+                }
             }
         }
         assert_eq!(signer().verify("", now), Err(LinkError::Invalid));
