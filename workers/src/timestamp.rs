@@ -8,8 +8,9 @@ use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
 /// Lossless for PostgreSQL `timestamptz` values: microseconds are kept when present.
 pub fn write_rfc3339(out: &mut Vec<u8>, t: &DateTime<Utc>) {
     let year = t.year();
-    if !(0..=9999).contains(&year) {
-        // Outside four-digit years the fast path's fixed layout does not apply.
+    if !(0..=9999).contains(&year) || t.nanosecond() >= 1_000_000_000 {
+        // Outside four-digit years the fast path's fixed layout does not apply, nor to a
+        // leap second (chrono carries it in nanoseconds >= 1e9 and writes it as `:60`).
         out.extend_from_slice(t.to_rfc3339_opts(SecondsFormat::AutoSi, true).as_bytes());
         return;
     }
@@ -24,7 +25,6 @@ pub fn write_rfc3339(out: &mut Vec<u8>, t: &DateTime<Utc>) {
     put2(&mut buf[17..19], t.second());
     out.extend_from_slice(&buf);
 
-    // A leap second is carried in nanoseconds >= 1e9; keep it as chrono does.
     let nanos = t.nanosecond();
     if nanos != 0 {
         out.push(b'.');
@@ -103,6 +103,19 @@ mod tests {
             assert_eq!(ours, t.to_rfc3339_opts(SecondsFormat::AutoSi, true));
             assert_eq!(DateTime::parse_from_rfc3339(&ours).unwrap(), t);
         }
+    }
+
+    #[test]
+    fn a_leap_second_is_written_as_60_and_reads_back() {
+        // It used to come out as `23:59:59.500`, a second early.
+        let leap = DateTime::parse_from_rfc3339("2016-12-31T23:59:60.5Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(to_rfc3339(&leap), "2016-12-31T23:59:60.500Z");
+        assert_eq!(
+            DateTime::parse_from_rfc3339(&to_rfc3339(&leap)).unwrap(),
+            leap
+        );
     }
 
     #[test]
