@@ -2,14 +2,15 @@
 # Builds the fuzz targets in fuzz/ and runs each for FUZZ_SECONDS (30 by default) from its
 # committed corpus (fuzz/corpus/<target>). Arguments: the targets to run (default: all).
 #
-#   infra/fuzz.sh                         # what CI runs: 30 s each
+#   infra/fuzz.sh                         # 30 s each (.ci/run: FUZZ_SECONDS=20)
 #   FUZZ_SECONDS=600 infra/fuzz.sh cadence
-#   FUZZ_MERGE=1 infra/fuzz.sh            # then fold new coverage into fuzz/corpus
+#   FUZZ_MERGE=1 infra/fuzz.sh            # then fold new edges into fuzz/corpus
 #
-# New inputs go to $CACHE_DIR/fuzz-corpus/<target>, outside the repository; a crash is saved
-# under fuzz/artifacts/<target>/ and fails the run. Built without a sanitizer: the crates
-# forbid unsafe code, so the checks that matter are the targets' own assertions, overflow
-# checks and debug assertions (all on).
+# What a run finds goes to $CACHE_DIR/fuzz-corpus/<target>, outside the repository, emptied
+# at the start of each run (so runs start from the committed corpus, whatever ran before);
+# FUZZ_MERGE=1 keeps what adds coverage. A crash is saved under fuzz/artifacts/<target>/ and
+# fails the run. Built without a sanitizer: the crates forbid unsafe code, so the checks
+# that matter are the targets' own assertions, overflow checks and debug assertions (all on).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source infra/lib.sh
@@ -21,10 +22,13 @@ targets=("$@")
 fuzz=(cargo fuzz run --sanitizer none --target-dir "$CACHE_DIR/fuzz-target")
 
 cd fuzz
+# fuzz/Cargo.lock must be current (cargo fuzz has no --locked of its own).
+cargo fetch --locked --quiet
 log "cargo fuzz build (build output in $CACHE_DIR/fuzz-target)"
 cargo fuzz build --sanitizer none --target-dir "$CACHE_DIR/fuzz-target"
 for target in "${targets[@]}"; do
   found="$CACHE_DIR/fuzz-corpus/$target"
+  rm -rf "$found"
   mkdir -p "$found" "corpus/$target"
   log "fuzzing $target for ${seconds}s"
   # The first corpus directory receives what is found; the committed one is only read.

@@ -135,8 +135,8 @@ ensure_test_tools() {
 }
 
 # --- Fuzzing: cargo-fuzz drives libFuzzer. ---
-# Installs cargo-fuzz once into the cache and puts it on PATH. The machine has one stable
-# toolchain; cargo fuzz passes a few nightly-only flags, which RUSTC_BOOTSTRAP allows.
+# Installs cargo-fuzz once into the cache and puts it on PATH; libfuzzer-sys compiles
+# libFuzzer itself, which takes a C++ compiler (Debian's g++, installed if missing).
 ensure_cargo_fuzz() {
   local root="$CACHE_DIR/cargo-fuzz-0.13.2"
   if [ ! -x "$root/bin/cargo-fuzz" ]; then
@@ -144,5 +144,12 @@ ensure_cargo_fuzz() {
     CARGO_TARGET_DIR="$CACHE_DIR/cargo-fuzz-build" \
       cargo install cargo-fuzz --version 0.13.2 --locked --root "$root"
   fi
-  export PATH="$root/bin:$PATH" RUSTC_BOOTSTRAP=1
+  if ! command -v c++ >/dev/null; then
+    log "installing g++ (Debian package, once)"
+    local sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends g++ >/dev/null
+  fi
+  export PATH="$root/bin:$PATH"
 }

@@ -3,8 +3,8 @@
 //!
 //! Holds: no panic; a refusal is a `400 VALIDATION_ERROR` with a message; accepted filters
 //! validate, read back the same once stored as JSON (as the worker reads them) and mean the
-//! same when sent the other way (query ↔ body); the SQL text depends only on which filters
-//! are set, never on their values, and binds one value per placeholder.
+//! same sent either way (as a body and as a query string); the SQL text depends only on which
+//! filters are set, never on their values, and binds one value per placeholder.
 #![no_main]
 
 use chrono::{TimeZone, Utc};
@@ -60,14 +60,38 @@ fn check_filters(filters: &ExportFilters, fields: &[workers::Field]) {
     let again = parse_filters(&body).expect("the same filters as a body are accepted");
     assert_eq!(&again, filters, "{stored}");
 
+    // And as a query string.
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for status in &filters.status {
+        query.append_pair("status", status.as_str());
+    }
+    for (name, values) in [("source", &filters.source), ("tag", &filters.tag)] {
+        for value in values {
+            query.append_pair(name, value);
+        }
+    }
+    for (name, time) in [
+        ("created_from", filters.created_from),
+        ("created_to", filters.created_to),
+        ("updated_since", filters.updated_since),
+    ] {
+        if let Some(t) = time {
+            query.append_pair(name, &workers::timestamp::to_rfc3339(&t));
+        }
+    }
+    let query = query.finish();
+    let again =
+        ExportParams::parse(Some(&query)).expect("the same filters as a query are accepted");
+    assert_eq!(&again.filters, filters, "{query}");
+
     // The statement's text is the same with any other values of the same filters.
-    let query = |filters: ExportFilters| ExportQuery {
+    let statement_of = |filters: ExportFilters| ExportQuery {
         user_id: uuid::Uuid::nil(),
         filters,
         fields: fields.to_vec(),
         limit: None,
     };
-    let (sql, binds) = query(filters.clone()).select_statement();
+    let (sql, binds) = statement_of(filters.clone()).select_statement();
     let some = |set: bool| if set { vec!["x".to_owned()] } else { vec![] };
     let epoch = Utc.timestamp_opt(0, 0).unwrap();
     let other = ExportFilters {
@@ -82,7 +106,7 @@ fn check_filters(filters: &ExportFilters, fields: &[workers::Field]) {
         created_to: filters.created_to.map(|_| epoch),
         updated_since: filters.updated_since.map(|_| epoch),
     };
-    assert_eq!(sql, query(other).select_statement().0);
+    assert_eq!(sql, statement_of(other).select_statement().0);
     assert_eq!(sql.matches('$').count(), binds, "{sql}");
     for n in 1..=binds {
         assert!(sql.contains(&format!("${n}")), "{sql}");

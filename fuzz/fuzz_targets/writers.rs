@@ -8,15 +8,18 @@
 //! exactly its fields, in the caller's order, with the complete file's values.
 #![no_main]
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Timelike, Utc};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value as Json;
 use workers::filters::Status;
-use workers::format::{CsvOptions, Delimiter, ExportMeta, Format, expected_csv_cell};
+use workers::format::{CsvOptions, Delimiter, ExportMeta, Format};
+use workers::job::Value;
 use workers::{Field, JobRecord};
 
-/// Microseconds, folded into years 1 to 9999 (what the filters and RFC 3339 both allow).
+/// An instant in years 1 to 9999 (what the filters and RFC 3339 both allow), in every
+/// precision chrono holds: whole seconds, milliseconds, microseconds (PostgreSQL's),
+/// nanoseconds, and now and then a leap second.
 #[derive(Arbitrary, Debug, Clone, Copy)]
 struct Micros(i64);
 
@@ -27,27 +30,21 @@ impl Micros {
         let t = Utc
             .timestamp_micros(FIRST + self.0.rem_euclid(SPAN))
             .unwrap();
-        // Values often carry no fraction or whole milliseconds: keep those cases common.
-        match self.0 & 3 {
-            0 => t.with_nanosecond_zero(),
-            1 => t.with_millis_only(),
-            _ => t,
-        }
-    }
-}
-
-trait Truncate {
-    fn with_nanosecond_zero(self) -> Self;
-    fn with_millis_only(self) -> Self;
-}
-
-impl Truncate for DateTime<Utc> {
-    fn with_nanosecond_zero(self) -> Self {
-        chrono::Timelike::with_nanosecond(&self, 0).unwrap()
-    }
-    fn with_millis_only(self) -> Self {
-        let n = chrono::Timelike::nanosecond(&self);
-        chrono::Timelike::with_nanosecond(&self, n / 1_000_000 * 1_000_000).unwrap()
+        let micros = t.nanosecond() / 1_000;
+        let nanos = match self.0 & 7 {
+            0 | 1 => 0,
+            2 | 3 => micros / 1_000 * 1_000_000,
+            4 | 5 => micros * 1_000,
+            6 => micros * 1_000 + (self.0 >> 3).rem_euclid(1_000) as u32,
+            // A leap second: 23:59:60 and a fraction, as chrono carries it.
+            _ => {
+                let leap =
+                    t.date_naive()
+                        .and_hms_nano_opt(23, 59, 59, 1_000_000_000 + micros * 1_000);
+                return leap.map_or(t, |l| l.and_utc());
+            }
+        };
+        t.with_nanosecond(nanos).unwrap()
     }
 }
 
@@ -168,27 +165,59 @@ fuzz_target!(|input: Input| {
     if !subset.is_empty() {
         let names: Vec<&str> = subset.iter().map(|f| f.name()).collect();
         let json = write(Format::Json, &subset, &jobs, CsvOptions::default());
-        let file: Json = serde_json::from_slice(&json).expect("JSON subset parses");
-        assert_eq!(file["total"], jobs.len());
+        let file: File = serde_json::from_slice(&json).expect("JSON subset parses");
+        assert_eq!(file.total, jobs.len() as u64);
         let ndjson = write(Format::Ndjson, &subset, &jobs, CsvOptions::default());
-        let lines: Vec<Json> = String::from_utf8(ndjson)
+        let lines: Vec<Members> = String::from_utf8(ndjson)
             .unwrap()
             .split_terminator('\n')
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        for objects in [file["jobs"].as_array().unwrap(), &lines] {
+        for objects in [&file.jobs, &lines] {
             assert_eq!(objects.len(), jobs.len());
             for (object, whole) in objects.iter().zip(full) {
-                let object = object.as_object().unwrap();
-                let keys: Vec<&str> = object.keys().map(String::as_str).collect();
+                let keys: Vec<&str> = object.0.iter().map(|(k, _)| k.as_str()).collect();
                 assert_eq!(keys, names);
-                for (k, v) in object {
+                for (k, v) in &object.0 {
                     assert_eq!(v, &whole[k], "{k}");
                 }
             }
         }
     }
 });
+
+/// A JSON file's envelope, its jobs' members in file order.
+#[derive(serde::Deserialize)]
+struct File {
+    total: u64,
+    jobs: Vec<Members>,
+}
+
+/// A JSON object's members in the order the file has them (serde_json's own map sorts them).
+struct Members(Vec<(String, Json)>);
+
+impl<'de> serde::Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Members, D::Error> {
+        struct InOrder;
+        impl<'de> serde::de::Visitor<'de> for InOrder {
+            type Value = Members;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Members, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        d.deserialize_map(InOrder)
+    }
+}
 
 fn write(format: Format, fields: &[Field], jobs: &[JobRecord], csv: CsvOptions) -> Vec<u8> {
     let mut writer = format.writer(fields, csv, &Default::default());
@@ -203,6 +232,37 @@ fn write(format: Format, fields: &[Field], jobs: &[JobRecord], csv: CsvOptions) 
     }
     writer.finish(&mut out);
     out
+}
+
+/// What a CSV cell must read back as, worked out here rather than by the writer's code:
+/// `None` for NULL (an empty unquoted cell); text, tags joined with `; `, with a `'` before
+/// what a spreadsheet could run as a formula (OWASP: `=`, `+`, `-`, `@`, tab, CR) when
+/// formulas are neutralised; numbers, booleans and ids as they are. Timestamps are compared
+/// as instants.
+enum Cell {
+    Null,
+    Text(String),
+    Time(DateTime<Utc>),
+}
+
+fn expected_cell(value: Value<'_>, escape_formulas: bool) -> Cell {
+    let text = |s: String| {
+        let formula = matches!(s.chars().next(), Some('=' | '+' | '-' | '@' | '\t' | '\r'));
+        Cell::Text(if escape_formulas && formula {
+            format!("'{s}")
+        } else {
+            s
+        })
+    };
+    match value {
+        Value::Null | Value::Tags([]) => Cell::Null,
+        Value::Text(s) => text(s.to_owned()),
+        Value::Tags(tags) => text(tags.join("; ")),
+        Value::Int(n) => Cell::Text(n.to_string()),
+        Value::Bool(b) => Cell::Text(if b { "true" } else { "false" }.to_owned()),
+        Value::Uuid(u) => Cell::Text(u.hyphenated().to_string()),
+        Value::Time(t) => Cell::Time(*t),
+    }
 }
 
 fn check_csv(jobs: &[JobRecord], fields: &[Field], options: CsvOptions) {
@@ -221,11 +281,11 @@ fn check_csv(jobs: &[JobRecord], fields: &[Field], options: CsvOptions) {
     assert_eq!(header, names);
     let mut records = reader.byte_records();
     for job in jobs {
-        let cells: Vec<Option<String>> = fields
+        let cells: Vec<Cell> = fields
             .iter()
-            .map(|f| expected_csv_cell(job.value(*f), options.escape_formulas))
+            .map(|f| expected_cell(job.value(*f), options.escape_formulas))
             .collect();
-        if cells == [None] {
+        if let [Cell::Null] = cells[..] {
             // A one-column row holding NULL is an empty line, which CSV readers skip
             // (documented in `format::csv`).
             continue;
@@ -234,12 +294,17 @@ fn check_csv(jobs: &[JobRecord], fields: &[Field], options: CsvOptions) {
         assert_eq!(record.len(), fields.len());
         for (i, expected) in cells.iter().enumerate() {
             let cell = std::str::from_utf8(&record[i]).expect("cells are UTF-8");
-            assert_eq!(
-                cell,
-                expected.as_deref().unwrap_or(""),
-                "{}",
-                fields[i].name()
-            );
+            let name = fields[i].name();
+            match expected {
+                // NULL is the only value written as an empty cell without quotes.
+                Cell::Null => assert_eq!(cell, "", "{name}"),
+                Cell::Text(text) => assert_eq!(cell, text, "{name}"),
+                Cell::Time(t) => {
+                    assert!(cell.ends_with('Z'), "{name}: {cell}");
+                    let read = DateTime::parse_from_rfc3339(cell).expect("an RFC 3339 instant");
+                    assert_eq!(&read.with_timezone(&Utc), t, "{name}: {cell}");
+                }
+            }
         }
     }
     assert!(records.next().is_none());

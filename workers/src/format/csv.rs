@@ -212,30 +212,6 @@ fn write_cell(out: &mut Vec<u8>, s: &[u8], delimiter: u8) {
     out.push(b'"');
 }
 
-/// What a CSV reader reads a cell back as (`None`: an empty unquoted cell, NULL): the value,
-/// with a leading quote on text that could start a formula when formulas are neutralised.
-/// The oracle of the round-trip property tests and the `writers` fuzz target.
-#[cfg(any(test, fuzzing))]
-pub fn expected_cell(v: Value<'_>, escape_formulas: bool) -> Option<String> {
-    let text = |s: String| {
-        if escape_formulas && starts_formula(s.as_bytes()) {
-            format!("'{s}")
-        } else {
-            s
-        }
-    };
-    Some(match v {
-        Value::Null => return None,
-        Value::Text(s) => text(s.to_owned()),
-        Value::Int(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::Uuid(u) => u.to_string(),
-        Value::Time(t) => crate::timestamp::to_rfc3339(t),
-        Value::Tags([]) => return None,
-        Value::Tags(t) => text(t.join("; ")),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,6 +359,28 @@ mod tests {
                 ..JobRecord::default()
             }
         }
+    }
+
+    /// What a cell reads back as: the value, with a leading quote on text that could start a
+    /// formula when formulas are neutralised.
+    fn expected_cell(v: Value<'_>, escape_formulas: bool) -> Option<String> {
+        let text = |s: String| {
+            if escape_formulas && starts_formula(s.as_bytes()) {
+                format!("'{s}")
+            } else {
+                s
+            }
+        };
+        Some(match v {
+            Value::Null => return None,
+            Value::Text(s) => text(s.to_owned()),
+            Value::Int(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Uuid(u) => u.to_string(),
+            Value::Time(t) => crate::timestamp::to_rfc3339(t),
+            Value::Tags([]) => return None,
+            Value::Tags(t) => text(t.join("; ")),
+        })
     }
 
     fn arb_options() -> impl Strategy<Value = CsvOptions> {

@@ -14,8 +14,6 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-#[cfg(fuzzing)]
-pub use self::csv::expected_cell as expected_csv_cell;
 pub use self::csv::{CsvOptions, CsvWriter, Delimiter};
 pub use self::json::JsonWriter;
 pub use self::ndjson::NdjsonWriter;
