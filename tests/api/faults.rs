@@ -764,8 +764,8 @@ async fn workers_killed_at_random_moments_lose_nothing_and_repeat_nothing() {
 }
 
 /// An S3 fault injector in front of s3s-fs, byte-faithful so that SigV4 signatures still
-/// verify: each connection carries one request (it adds `Connection: close`, a header SigV4
-/// does not sign), forwarded verbatim with its body and answer. A `PUT` (a part upload or a
+/// verify: each connection carries one request (its `Connection` header, which SigV4 does
+/// not sign, becomes `close`), forwarded byte for byte with its body and answer. A `PUT` (a part upload or a
 /// single upload) that matches the rule set by [`S3Faults::fail_uploads`] is answered with
 /// `status` and an S3 error document instead, without reaching s3s-fs.
 struct S3Faults {
@@ -849,16 +849,24 @@ async fn s3_fault_request(
             return Ok(());
         }
     };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n").filter(|l| !l.is_empty());
-    let request_line = lines.next().unwrap_or_default();
-    let headers: Vec<&str> = lines.collect();
+    // The head's lines as sent (header names and values are ASCII; anything else is kept
+    // byte for byte when forwarded).
+    let lines: Vec<&[u8]> = buf[..head_end - 4]
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .collect();
+    let name_is = |line: &[u8], name: &str| {
+        line.iter()
+            .position(|&b| b == b':')
+            .is_some_and(|i| line[..i].trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
+    };
     let header = |name: &str| {
-        headers.iter().find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        lines[1..].iter().find(|l| name_is(l, name)).map(|l| {
+            let i = l.iter().position(|&b| b == b':').unwrap();
+            String::from_utf8_lossy(l[i + 1..].trim_ascii()).into_owned()
         })
     };
+    let request_line = String::from_utf8_lossy(lines[0]).into_owned();
     let mut words = request_line.split(' ');
     let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
     let part = target
@@ -867,20 +875,19 @@ async fn s3_fault_request(
         .and_then(|n| n.parse::<u32>().ok());
     if method == "PUT" && rule.lock().unwrap().take(part) {
         failed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        // Read the body the client sends (unless it waits for `100 Continue`), so it reads
-        // the answer rather than a reset connection.
-        if !header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
-            let length: usize = header("content-length")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            let mut left = length.saturating_sub(buf.len() - head_end);
-            let mut sink = vec![0u8; 64 * 1024];
-            while left > 0 {
-                let n = client.read(&mut sink[..left.min(64 * 1024)]).await?;
-                if n == 0 {
-                    break;
-                }
-                left -= n;
+        // Read the body the client sends (it sends it even after `Expect: 100-continue`
+        // when no answer comes first), so it reads the answer rather than a reset
+        // connection. The SDK always sends a length; chunked bodies are not expected.
+        let length: usize = header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut left = length.saturating_sub(buf.len() - head_end);
+        let mut sink = vec![0u8; 64 * 1024];
+        while left > 0 {
+            let read = client.read(&mut sink[..left.min(64 * 1024)]);
+            match tokio::time::timeout(Duration::from_secs(5), read).await {
+                Ok(Ok(n)) if n > 0 => left -= n,
+                _ => break,
             }
         }
         let code = if status == 503 {
@@ -906,16 +913,13 @@ async fn s3_fault_request(
         return client.shutdown().await;
     }
     let mut server = TcpStream::connect(upstream).await?;
-    let mut forwarded = format!("{request_line}\r\n");
-    for line in headers.iter().filter(|l| {
-        !l.split_once(':')
-            .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case("connection"))
-    }) {
-        forwarded.push_str(line);
-        forwarded.push_str("\r\n");
+    let mut forwarded = Vec::with_capacity(head_end + 32);
+    for line in lines.iter().filter(|l| !name_is(l, "connection")) {
+        forwarded.extend_from_slice(line);
+        forwarded.extend_from_slice(b"\r\n");
     }
-    forwarded.push_str("connection: close\r\n\r\n");
-    server.write_all(forwarded.as_bytes()).await?;
+    forwarded.extend_from_slice(b"connection: close\r\n\r\n");
+    server.write_all(&forwarded).await?;
     server.write_all(&buf[head_end..]).await?;
     tokio::io::copy_bidirectional(&mut client, &mut server).await?;
     Ok(())
@@ -1018,8 +1022,9 @@ fn postgres(action: &str) {
 
 /// Stops PostgreSQL for a few seconds under a running `pipeline-export all`, then starts it:
 /// a sync download under way is broken off (the client sees an error, not a short file),
-/// `/readyz` goes 503 and back to 200, the process stays up, an export queued before the
-/// restart and one created after both succeed. It disrupts every other test, so it runs alone:
+/// `/readyz` goes 503 and back to 200, the process stays up, and exports queued before the
+/// restart (one of them being written when PostgreSQL stops) and one created after all
+/// succeed, whole and correct. It disrupts every other test, so it runs alone:
 /// `infra/test.sh -- --ignored postgres_restart`.
 #[tokio::test]
 #[ignore = "restarts PostgreSQL; run alone: infra/test.sh -- --ignored postgres_restart"]
@@ -1060,9 +1065,9 @@ async fn a_postgres_restart_is_survived_without_restarting_the_service() {
     pipeline_export::seed::seed(&app.pool, &user.email, 2_000, false, 51)
         .await
         .unwrap();
-    let create = |filters: Value| {
+    let create = |token: &str, filters: Value| {
         let client = client.clone();
-        let (base, token) = (base.clone(), user.token.clone());
+        let (base, token) = (base.clone(), token.to_owned());
         async move {
             let created: Value = client
                 .post(format!("{base}/api/exports"))
@@ -1077,7 +1082,7 @@ async fn a_postgres_restart_is_survived_without_restarting_the_service() {
             created["id"].as_str().unwrap().to_owned()
         }
     };
-    let first = create(json!({})).await;
+    let first = create(&user.token, json!({})).await;
     assert_complete_and_correct(
         &app,
         &user.token,
@@ -1085,8 +1090,6 @@ async fn a_postgres_restart_is_survived_without_restarting_the_service() {
     )
     .await;
 
-    // An export queued just before the restart.
-    let before = create(json!({"created_from": "2000-01-01T00:00:01Z"})).await;
     // A large sync download under way (its first bytes read, the rest still in PostgreSQL).
     let big = app.create_user().await;
     pipeline_export::seed::seed(&app.pool, &big.email, 150_000, false, 52)
@@ -1105,6 +1108,11 @@ async fn a_postgres_restart_is_survived_without_restarting_the_service() {
         .unwrap()
         .expect("a first chunk")
         .len();
+    // Two exports queued just before the restart: a small one, and a large one whose worker
+    // is still streaming when PostgreSQL goes.
+    let before = create(&user.token, json!({"created_from": "2000-01-01T00:00:01Z"})).await;
+    let large = create(&big.token, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     // PostgreSQL down for a few seconds (long enough for the workers' heartbeats to fail),
     // then up again. Off the test's runtime thread, so the polling below runs meanwhile.
     tokio::task::spawn_blocking(|| postgres("stop"))
@@ -1152,10 +1160,18 @@ async fn a_postgres_restart_is_survived_without_restarting_the_service() {
         "the service is still the same process"
     );
 
-    let after = create(json!({"created_from": "2000-01-01T00:00:02Z"})).await;
-    for id in [&before, &after] {
-        let done = app.wait_finished(&user.token, id).await;
-        assert_complete_and_correct(&app, &user.token, &done).await;
+    let after = create(&user.token, json!({"created_from": "2000-01-01T00:00:02Z"})).await;
+    for (token, id) in [
+        (&user.token, &before),
+        (&big.token, &large),
+        (&user.token, &after),
+    ] {
+        let done = app.wait_finished(token, id).await;
+        eprintln!(
+            "export {id}: {} after {} attempt(s)",
+            done["status"], done["attempts"]
+        );
+        assert_complete_and_correct(&app, token, &done).await;
     }
     assert!(
         service.try_wait().unwrap().is_none(),
