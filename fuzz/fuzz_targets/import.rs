@@ -11,7 +11,7 @@ use std::io::Write;
 
 use chrono::{TimeZone, Utc};
 use libfuzzer_sys::fuzz_target;
-use workers::format::{ExportMeta, Format};
+use workers::format::{ExportMeta, Format, write_whole};
 use workers::{Field, JobRecord};
 
 fuzz_target!(|data: &[u8]| {
@@ -40,18 +40,13 @@ fuzz_target!(|data: &[u8]| {
                 .into_iter()
                 .filter_map(|i| i.ok().map(|(_, j)| j))
                 .collect();
-            let mut writer =
-                Format::Json.writer(&Field::ALL, Default::default(), &Default::default());
-            let mut out = Vec::new();
             let meta = ExportMeta {
                 exported_at: Utc.timestamp_opt(0, 0).unwrap(),
                 total: jobs.len() as u64,
             };
-            writer.begin(&mut out, &meta);
-            for job in &jobs {
-                writer.row(&mut out, job);
-            }
-            writer.finish(&mut out);
+            let mut writer =
+                Format::Json.writer(&Field::ALL, Default::default(), &Default::default());
+            let out = write_whole(&mut *writer, &meta, &jobs);
             let (again, items) = workers::import::read_file(&out);
             assert_eq!(again, Ok(jobs.len() as u64));
             let back: Vec<JobRecord> = items

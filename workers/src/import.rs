@@ -574,7 +574,7 @@ mod tests {
 
     mod round_trip {
         use super::super::*;
-        use crate::format::{ExportMeta, Format, RowWriter};
+        use crate::format::{ExportMeta, Format, write_whole};
         use crate::job::JobRecord;
         use chrono::TimeZone;
         use proptest::prelude::*;
@@ -629,19 +629,12 @@ mod tests {
         }
 
         fn write(format: Format, jobs: &[JobRecord]) -> Vec<u8> {
-            let mut w: Box<dyn RowWriter> =
-                format.writer(&Field::ALL, Default::default(), &Default::default());
-            let mut out = Vec::new();
+            let mut w = format.writer(&Field::ALL, Default::default(), &Default::default());
             let meta = ExportMeta {
                 exported_at: Utc.timestamp_opt(1_767_225_600, 0).unwrap(),
                 total: jobs.len() as u64,
             };
-            w.begin(&mut out, &meta);
-            for job in jobs {
-                w.row(&mut out, job);
-            }
-            w.finish(&mut out);
-            out
+            write_whole(&mut *w, &meta, jobs)
         }
 
         proptest! {

@@ -231,13 +231,7 @@ mod tests {
 
     fn write_with(fields: &[Field], jobs: &[JobRecord], options: CsvOptions) -> String {
         let mut w = CsvWriter::with_options(fields, options);
-        let mut out = Vec::new();
-        w.begin(&mut out, &meta());
-        for job in jobs {
-            w.row(&mut out, job);
-        }
-        w.finish(&mut out);
-        String::from_utf8(out).unwrap()
+        String::from_utf8(crate::format::write_whole(&mut w, &meta(), jobs)).unwrap()
     }
 
     fn spec_example() -> JobRecord {

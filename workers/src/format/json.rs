@@ -138,17 +138,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn write(fields: &[Field], jobs: &[JobRecord], total: u64) -> String {
-        let mut w = JsonWriter::new(fields);
-        let mut out = Vec::new();
         let meta = ExportMeta {
             exported_at: Utc.with_ymd_and_hms(2026, 3, 4, 12, 0, 0).unwrap(),
             total,
         };
-        w.begin(&mut out, &meta);
-        for job in jobs {
-            w.row(&mut out, job);
-        }
-        w.finish(&mut out);
+        let out = crate::format::write_whole(&mut JsonWriter::new(fields), &meta, jobs);
         String::from_utf8(out).unwrap()
     }
 

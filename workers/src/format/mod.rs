@@ -44,6 +44,19 @@ pub trait RowWriter: Send {
     }
 }
 
+/// A whole file in memory: `begin`, every row, `finish`. For the writers' tests and the fuzz
+/// targets; the engine streams instead.
+#[cfg(any(test, fuzzing))]
+pub fn write_whole(writer: &mut dyn RowWriter, meta: &ExportMeta, jobs: &[JobRecord]) -> Vec<u8> {
+    let mut out = Vec::new();
+    writer.begin(&mut out, meta);
+    for job in jobs {
+        writer.row(&mut out, job);
+    }
+    writer.finish(&mut out);
+    out
+}
+
 /// An export file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
