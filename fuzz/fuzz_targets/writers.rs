@@ -2,7 +2,7 @@
 //! any CSV options.
 //!
 //! Holds: the output parses back to the input. CSV read by the `csv` crate gives every cell
-//! (NULL an empty unquoted cell, formula-looking text prefixed with `'` when neutralised);
+//! (NULL an empty cell, formula-looking text prefixed with `'` when neutralised);
 //! a complete JSON file read by the import gives back exactly the jobs, in order, and its
 //! `total`; NDJSON lines read as the import reads jobs give them back; a field subset has
 //! exactly its fields, in the caller's order, with the complete file's values.
@@ -13,7 +13,7 @@ use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value as Json;
 use workers::filters::Status;
-use workers::format::{CsvOptions, Delimiter, ExportMeta, Format};
+use workers::format::{CsvOptions, Delimiter, ExportMeta, Format, write_whole};
 use workers::job::Value;
 use workers::{Field, JobRecord};
 
@@ -220,22 +220,20 @@ impl<'de> serde::Deserialize<'de> for Members {
 }
 
 fn write(format: Format, fields: &[Field], jobs: &[JobRecord], csv: CsvOptions) -> Vec<u8> {
-    let mut writer = format.writer(fields, csv, &Default::default());
-    let mut out = Vec::new();
     let meta = ExportMeta {
         exported_at: Utc.timestamp_opt(1_767_225_600, 0).unwrap(),
         total: jobs.len() as u64,
     };
-    writer.begin(&mut out, &meta);
-    for job in jobs {
-        writer.row(&mut out, job);
-    }
-    writer.finish(&mut out);
-    out
+    write_whole(
+        &mut *format.writer(fields, csv, &Default::default()),
+        &meta,
+        jobs,
+    )
 }
 
 /// What a CSV cell must read back as, worked out here rather than by the writer's code:
-/// `None` for NULL (an empty unquoted cell); text, tags joined with `; `, with a `'` before
+/// NULL for NULL and an empty tag list (an empty cell: the reader does not show that it is
+/// unquoted, which the unit tests check); text, tags joined with `; `, with a `'` before
 /// what a spreadsheet could run as a formula (OWASP: `=`, `+`, `-`, `@`, tab, CR) when
 /// formulas are neutralised; numbers, booleans and ids as they are. Timestamps are compared
 /// as instants.
@@ -296,7 +294,6 @@ fn check_csv(jobs: &[JobRecord], fields: &[Field], options: CsvOptions) {
             let cell = std::str::from_utf8(&record[i]).expect("cells are UTF-8");
             let name = fields[i].name();
             match expected {
-                // NULL is the only value written as an empty cell without quotes.
                 Cell::Null => assert_eq!(cell, "", "{name}"),
                 Cell::Text(text) => assert_eq!(cell, text, "{name}"),
                 Cell::Time(t) => {
