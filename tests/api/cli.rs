@@ -399,9 +399,7 @@ async fn download(base: &str, token: &str, query: &str) -> Vec<u8> {
 async fn sigterm_lets_a_running_download_finish() {
     let app = TestApp::spawn().await;
     let user = app.create_user().await;
-    pipeline_export::seed::seed(&app.pool, &user.email, 40_000, false, 5)
-        .await
-        .unwrap();
+    app.seed_jobs(&user, 40_000, 5).await;
     let mut server =
         Server::start(&[("SYNC_EXPORT_MAX_ROWS", "0"), ("SHUTDOWN_GRACE_SECS", "60")]).await;
 
@@ -449,12 +447,8 @@ async fn memory_stays_flat_from_100_to_100_000_rows() {
     let app = TestApp::spawn().await;
     let small = app.create_user().await;
     let large = app.create_user().await;
-    pipeline_export::seed::seed(&app.pool, &small.email, 100, false, 6)
-        .await
-        .unwrap();
-    pipeline_export::seed::seed(&app.pool, &large.email, 100_000, false, 7)
-        .await
-        .unwrap();
+    app.seed_jobs(&small, 100, 6).await;
+    app.seed_jobs(&large, 100_000, 7).await;
     let server = Server::start(&[("SYNC_EXPORT_MAX_ROWS", "0")]).await;
     let pid = server.child.id();
 
@@ -589,26 +583,9 @@ async fn json_logs_carry_request_user_and_export_ids_and_never_a_secret() {
         .unwrap();
     assert_eq!(missing.status(), 404);
     // The email is sent (and logged) once the worker's email task ran.
-    let mails = format!("{}/api/email", crate::helpers::maildev_api());
-    let sent = loop {
-        let all: Vec<serde_json::Value> = reqwest::get(&mails).await.unwrap().json().await.unwrap();
-        if let Some(mail) = all.into_iter().find(|m| m["to"][0]["address"] == email) {
-            break mail;
-        }
-        assert!(
-            Instant::now() < deadline + Duration::from_secs(60),
-            "no email"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let link_token = sent["text"]
-        .as_str()
-        .unwrap()
-        .split_whitespace()
-        .find_map(|w| w.split("/d/").nth(1))
-        .unwrap()
-        .trim_end_matches(['.', ')', '>'])
-        .to_owned();
+    let sent = crate::helpers::wait_emails(&email, 1).await.remove(0);
+    let link = crate::helpers::link_in(sent["text"].as_str().unwrap(), "/d/");
+    let link_token = link.split("/d/").nth(1).unwrap().to_owned();
     // The emailed link, as a browser and as a program follow it: its token is a credential.
     for accept in ["text/html", "*/*"] {
         let followed = client
@@ -728,9 +705,7 @@ fn run_in_terminal(args: &[&str], env: &[(&str, &str)]) -> String {
 async fn the_export_command_writes_what_the_endpoint_serves() {
     let app = TestApp::spawn_with(|c| c.sync_export_max_rows = None).await;
     let user = app.create_user().await;
-    pipeline_export::seed::seed(&app.pool, &user.email, 300, false, 5)
-        .await
-        .unwrap();
+    app.seed_jobs(&user, 300, 5).await;
     let env = [("DATABASE_URL", database_url())];
     let sync = |query: &'static str| {
         let app = &app;

@@ -25,9 +25,7 @@ async fn fetch(url: &str) -> reqwest::Response {
 async fn every_format_matches_the_sync_export_byte_for_byte() {
     let app = TestApp::spawn_with_workers(|c| c.background.export_max_active_per_user = 10).await;
     let user = app.create_user().await;
-    pipeline_export::seed::seed(&app.pool, &user.email, 1_500, false, 11)
-        .await
-        .unwrap();
+    app.seed_jobs(&user, 1_500, 11).await;
     let filters =
         json!({"status": ["applied", "interview", "offer"], "created_from": "2020-01-01"});
     let sync_query = "status=applied,interview,offer&created_from=2020-01-01";
@@ -457,9 +455,7 @@ async fn listing_pages_newest_first_and_filters_by_status() {
 async fn cancelling_a_running_export_aborts_its_upload() {
     let app = TestApp::spawn_with_workers(|_| {}).await;
     let user = app.create_user().await;
-    pipeline_export::seed::seed(&app.pool, &user.email, 150_000, false, 12)
-        .await
-        .unwrap();
+    app.seed_jobs(&user, 150_000, 12).await;
     let created = app
         .start_export(
             &user.token,

@@ -121,6 +121,19 @@ async fn object_key(app: &TestApp, id: &str) -> String {
     .unwrap()
 }
 
+/// An app with workers whose object storage is reached at `endpoint` (a proxy in front of
+/// s3s-fs), with no sync row cap and, when given, that many attempts per export.
+async fn app_storing_at(endpoint: String, max_attempts: Option<u32>) -> TestApp {
+    TestApp::spawn_with_workers(|c| {
+        c.sync_export_max_rows = None;
+        if let Some(attempts) = max_attempts {
+            c.background.export_max_attempts = attempts;
+        }
+        c.background.storage = s3_config_at(bucket(), endpoint);
+    })
+    .await
+}
+
 /// Downloads a succeeded export and checks it against its recorded size and checksum and
 /// against a fresh sync export of the same rows.
 async fn assert_complete_and_correct(app: &TestApp, token: &str, export: &Value) {
@@ -140,16 +153,9 @@ async fn assert_complete_and_correct(app: &TestApp, token: &str, export: &Value)
 async fn storage_down_mid_upload_fails_cleanly_and_leaves_nothing() {
     let proxy = Proxy::start(addr_of(&s3_endpoint())).await;
     let endpoint = proxy.url("http");
-    let app = TestApp::spawn_with_workers(|c| {
-        c.sync_export_max_rows = None;
-        c.background.export_max_attempts = 2;
-        c.background.storage = s3_config_at(bucket(), endpoint);
-    })
-    .await;
+    let app = app_storing_at(endpoint, Some(2)).await;
     let user = app.create_user().await;
-    pipeline_export::seed::seed(&app.pool, &user.email, 120_000, false, 21)
-        .await
-        .unwrap();
+    app.seed_jobs(&user, 120_000, 21).await;
     let created = app
         .start_export(
             &user.token,
@@ -204,15 +210,9 @@ async fn storage_down_mid_upload_fails_cleanly_and_leaves_nothing() {
 async fn a_short_storage_outage_is_retried_to_success() {
     let proxy = Proxy::start(addr_of(&s3_endpoint())).await;
     let endpoint = proxy.url("http");
-    let app = TestApp::spawn_with_workers(|c| {
-        c.sync_export_max_rows = None;
-        c.background.storage = s3_config_at(bucket(), endpoint);
-    })
-    .await;
+    let app = app_storing_at(endpoint, None).await;
     let user = app.create_user().await;
-    pipeline_export::seed::seed(&app.pool, &user.email, 60_000, false, 22)
-        .await
-        .unwrap();
+    app.seed_jobs(&user, 60_000, 22).await;
     let created = app
         .start_export(&user.token, json!({"format": "csv", "compression": "none"}))
         .await;
@@ -369,9 +369,7 @@ async fn front_on_fresh_database(max_active: u32) -> (TestApp, String) {
 async fn a_worker_killed_mid_export_is_replaced_and_the_result_is_whole() {
     let (app, url) = front_on_fresh_database(3).await;
     let user = app.create_user().await;
-    pipeline_export::seed::seed(&app.pool, &user.email, 150_000, false, 23)
-        .await
-        .unwrap();
+    app.seed_jobs(&user, 150_000, 23).await;
     let mut first = WorkerProcess::start(&url, "killed");
     let created = app
         .start_export(
@@ -404,9 +402,7 @@ async fn a_worker_killed_mid_export_is_replaced_and_the_result_is_whole() {
 async fn two_worker_processes_produce_each_of_twenty_exports_once() {
     let (app, url) = front_on_fresh_database(20).await;
     let user = app.create_user().await;
-    pipeline_export::seed::seed(&app.pool, &user.email, 500, false, 24)
-        .await
-        .unwrap();
+    app.seed_jobs(&user, 500, 24).await;
     // Each serves its own /metrics (METRICS_ADDR).
     let ports = [free_port(), free_port()];
     let addrs = ports.map(|p| format!("127.0.0.1:{p}"));
@@ -451,23 +447,14 @@ async fn two_worker_processes_produce_each_of_twenty_exports_once() {
             .await
             .unwrap();
         assert_eq!(health.status(), 200);
-        let text = client
-            .get(format!("http://{addr}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let value = |name: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
-        };
-        finished += value(series).unwrap_or(0.0);
+        let samples = crate::metrics::scrape_at(&client, &format!("http://{addr}/metrics")).await;
+        finished += samples.get(series).copied().unwrap_or(0.0);
         assert_eq!(
-            value(r#"pipeline_export_queue_depth{queue="exports"}"#),
+            samples
+                .get(r#"pipeline_export_queue_depth{queue="exports"}"#)
+                .copied(),
             Some(0.0),
-            "{text}"
+            "{samples:?}"
         );
     }
     assert_eq!(finished, 20.0);
@@ -613,9 +600,7 @@ async fn a_full_or_read_only_storage_directory_fails_the_export_cleanly() {
         .await;
         let user = app.create_user().await;
         // About 600 kB of CSV: more than the 64 kB disk holds.
-        pipeline_export::seed::seed(&app.pool, &user.email, 2_000, false, 8)
-            .await
-            .unwrap();
+        app.seed_jobs(&user, 2_000, 8).await;
         let created = app
             .start_export(&user.token, json!({"format": "csv", "compression": "none"}))
             .await;
@@ -673,9 +658,7 @@ async fn workers_killed_at_random_moments_lose_nothing_and_repeat_nothing() {
     let (app, url) = front_on_fresh_database(3).await;
     let user = app.create_user().await;
     // About 19 MB of CSV: three 8 MiB parts, so a kill can land between parts.
-    pipeline_export::seed::seed(&app.pool, &user.email, 60_000, false, 31)
-        .await
-        .unwrap();
+    app.seed_jobs(&user, 60_000, 31).await;
     // How long one export and its email take here, to spread the kills over.
     let probe_worker = WorkerProcess::start(&url, "probe");
     probe_worker.wait_ready().await;
@@ -929,16 +912,9 @@ async fn s3_fault_request(
 async fn storage_answering_500_until_the_last_attempt_fails_cleanly_and_leaves_nothing() {
     let s3 = S3Faults::start(500).await;
     let endpoint = s3.endpoint.clone();
-    let app = TestApp::spawn_with_workers(|c| {
-        c.sync_export_max_rows = None;
-        c.background.export_max_attempts = 2;
-        c.background.storage = s3_config_at(bucket(), endpoint);
-    })
-    .await;
+    let app = app_storing_at(endpoint, Some(2)).await;
     let user = app.create_user().await;
-    pipeline_export::seed::seed(&app.pool, &user.email, 60_000, false, 42)
-        .await
-        .unwrap();
+    app.seed_jobs(&user, 60_000, 42).await;
     s3.fail_uploads(None, u32::MAX);
     let created = app
         .start_export(&user.token, json!({"format": "csv", "compression": "none"}))
@@ -969,15 +945,9 @@ async fn storage_answering_500_until_the_last_attempt_fails_cleanly_and_leaves_n
 async fn storage_answering_503_for_a_while_mid_upload_is_retried_to_a_whole_object() {
     let s3 = S3Faults::start(503).await;
     let endpoint = s3.endpoint.clone();
-    let app = TestApp::spawn_with_workers(|c| {
-        c.sync_export_max_rows = None;
-        c.background.storage = s3_config_at(bucket(), endpoint);
-    })
-    .await;
+    let app = app_storing_at(endpoint, None).await;
     let user = app.create_user().await;
-    pipeline_export::seed::seed(&app.pool, &user.email, 60_000, false, 43)
-        .await
-        .unwrap();
+    app.seed_jobs(&user, 60_000, 43).await;
     let mut refused = 0;
     for (refusals, attempts, period) in [
         (2, 1, "2000-01-01T00:00:01Z"),
@@ -1062,9 +1032,7 @@ async fn a_postgres_restart_is_survived_without_restarting_the_service() {
     })
     .await;
     let user = app.create_user().await;
-    pipeline_export::seed::seed(&app.pool, &user.email, 2_000, false, 51)
-        .await
-        .unwrap();
+    app.seed_jobs(&user, 2_000, 51).await;
     let create = |token: &str, filters: Value| {
         let client = client.clone();
         let (base, token) = (base.clone(), token.to_owned());
@@ -1092,9 +1060,7 @@ async fn a_postgres_restart_is_survived_without_restarting_the_service() {
 
     // A large sync download under way (its first bytes read, the rest still in PostgreSQL).
     let big = app.create_user().await;
-    pipeline_export::seed::seed(&app.pool, &big.email, 150_000, false, 52)
-        .await
-        .unwrap();
+    app.seed_jobs(&big, 150_000, 52).await;
     let mut download = client
         .get(format!("{base}/api/export?format=csv"))
         .bearer_auth(&big.token)

@@ -10,9 +10,7 @@ use crate::helpers::{TestApp, TestUser, error_of, gunzip};
 /// Latin.
 async fn user_with_tricky_job(app: &TestApp) -> TestUser {
     let user = app.create_user().await;
-    pipeline_export::seed::seed(&app.pool, &user.email, 25, false, 9)
-        .await
-        .unwrap();
+    app.seed_jobs(&user, 25, 9).await;
     sqlx::query(
         "INSERT INTO jobs (user_id, company_name, job_title, status, notes, location, tags, salary_range_min) \
          VALUES ($1, '=HYPERLINK(\"http://evil.example\",\"click\")', '+Ingénieur; \"senior\"', 'applied', \

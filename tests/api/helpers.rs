@@ -454,35 +454,12 @@ impl TestApp {
 
     /// Emails maildev holds for `to`.
     pub async fn emails_to(&self, to: &str) -> Vec<serde_json::Value> {
-        let all: Vec<serde_json::Value> = reqwest::get(format!("{}/api/email", maildev_api()))
-            .await
-            .expect("maildev must be running (infra/test.sh starts it)")
-            .json()
-            .await
-            .unwrap();
-        all.into_iter()
-            .filter(|m| {
-                m["to"]
-                    .as_array()
-                    .is_some_and(|to_list| to_list.iter().any(|t| t["address"] == to))
-            })
-            .collect()
+        emails_to(to).await
     }
 
     /// Waits until `n` emails for `to` have arrived (at most a minute) and returns them.
     pub async fn wait_emails(&self, to: &str, n: usize) -> Vec<serde_json::Value> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let mails = self.emails_to(to).await;
-            if mails.len() >= n {
-                return mails;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{n} emails to {to} did not arrive"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        wait_emails(to, n).await
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -498,6 +475,14 @@ impl TestApp {
             .await
             .unwrap();
         TestUser { id, email, token }
+    }
+
+    /// Adds `jobs` generated jobs to the user's (what `pipeline-export seed` makes), from a
+    /// fixed random seed so runs repeat.
+    pub async fn seed_jobs(&self, user: &TestUser, jobs: u64, rng_seed: u64) {
+        pipeline_export::seed::seed(&self.pool, &user.email, jobs, false, rng_seed)
+            .await
+            .unwrap();
     }
 
     pub async fn insert_job(&self, user: &TestUser, job: NewJob) -> Uuid {
@@ -719,6 +704,39 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The emails maildev holds for `to`.
+pub async fn emails_to(to: &str) -> Vec<serde_json::Value> {
+    let all: Vec<serde_json::Value> = reqwest::get(format!("{}/api/email", maildev_api()))
+        .await
+        .expect("maildev must be running (infra/test.sh starts it)")
+        .json()
+        .await
+        .unwrap();
+    all.into_iter()
+        .filter(|m| {
+            m["to"]
+                .as_array()
+                .is_some_and(|to_list| to_list.iter().any(|t| t["address"] == to))
+        })
+        .collect()
+}
+
+/// Waits until `n` emails for `to` have arrived (at most a minute) and returns them.
+pub async fn wait_emails(to: &str, n: usize) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mails = emails_to(to).await;
+        if mails.len() >= n {
+            return mails;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{n} emails to {to} did not arrive"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// The first link in an email's text that contains `marker` (`/d/`, `/p/`), without the

@@ -59,9 +59,7 @@ async fn a_backup_restores_what_was_deleted_or_changed_and_nothing_else() {
     let app = TestApp::spawn().await;
     let user = app.create_user().await;
     // Larger than any default request body limit (about 4 MB of JSON).
-    pipeline_export::seed::seed(&app.pool, &user.email, 3_000, false, 21)
-        .await
-        .unwrap();
+    app.seed_jobs(&user, 3_000, 21).await;
     let backup = app.json_file(&user.token).await;
     assert!(backup.len() > 2 * 1024 * 1024, "{} bytes", backup.len());
 
@@ -114,9 +112,7 @@ async fn a_backup_restores_what_was_deleted_or_changed_and_nothing_else() {
 async fn another_users_ids_are_never_touched() {
     let app = TestApp::spawn().await;
     let (owner, other) = (app.create_user().await, app.create_user().await);
-    pipeline_export::seed::seed(&app.pool, &owner.email, 50, false, 4)
-        .await
-        .unwrap();
+    app.seed_jobs(&owner, 50, 4).await;
     let file = app.json_file(&owner.token).await;
 
     let summary = imported(app.import(&other.token, "", file.clone()).await).await;
@@ -148,9 +144,7 @@ async fn another_users_ids_are_never_touched() {
 async fn bad_records_are_rejected_by_index_and_bad_files_write_nothing() {
     let app = TestApp::spawn().await;
     let user = app.create_user().await;
-    pipeline_export::seed::seed(&app.pool, &user.email, 5, false, 8)
-        .await
-        .unwrap();
+    app.seed_jobs(&user, 5, 8).await;
     let mut file: Value = serde_json::from_slice(&app.json_file(&user.token).await).unwrap();
     let jobs = file["jobs"].as_array_mut().unwrap();
     jobs[1]["status"] = json!("hired");
@@ -194,9 +188,7 @@ async fn bad_records_are_rejected_by_index_and_bad_files_write_nothing() {
         .await
         .unwrap();
     let other = app.create_user().await;
-    pipeline_export::seed::seed(&app.pool, &other.email, 200, false, 2)
-        .await
-        .unwrap();
+    app.seed_jobs(&other, 200, 2).await;
     let big = app.json_file(&other.token).await;
     for cut in [
         big[..big.len() / 2].to_vec(),

@@ -56,9 +56,7 @@ async fn exactly_at_the_cap_is_not_truncated() {
 async fn cap_zero_means_no_cap() {
     let app = TestApp::spawn_with(|c| c.sync_export_max_rows = None).await;
     let user = app.create_user().await;
-    pipeline_export::seed::seed(&app.pool, &user.email, 10_050, false, 1)
-        .await
-        .unwrap();
+    app.seed_jobs(&user, 10_050, 1).await;
     let response = app.export(&user.token, "format=csv").await;
     assert!(response.headers().get("x-export-truncated").is_none());
     let text = response.text().await.unwrap();
@@ -82,9 +80,7 @@ fn the_documented_cap_is_the_default() {
 async fn gzip_when_the_client_accepts_it() {
     let app = TestApp::spawn().await;
     let user = app.create_user().await;
-    pipeline_export::seed::seed(&app.pool, &user.email, 300, false, 2)
-        .await
-        .unwrap();
+    app.seed_jobs(&user, 300, 2).await;
 
     for format in ["csv", "json"] {
         let plain = app.export(&user.token, &format!("format={format}")).await;
@@ -170,9 +166,7 @@ async fn a_database_failure_mid_stream_breaks_the_transfer() {
     })
     .await;
     let user = app.create_user().await;
-    pipeline_export::seed::seed(&app.pool, &user.email, 60_000, false, 3)
-        .await
-        .unwrap();
+    app.seed_jobs(&user, 60_000, 3).await;
 
     let response = app.export(&user.token, "format=json").await;
     assert_eq!(response.status(), 200);
@@ -207,9 +201,7 @@ async fn the_time_limit_breaks_the_transfer() {
     })
     .await;
     let user = app.create_user().await;
-    pipeline_export::seed::seed(&app.pool, &user.email, 60_000, false, 4)
-        .await
-        .unwrap();
+    app.seed_jobs(&user, 60_000, 4).await;
     let response = app
         .client
         .get(app.url("/api/export?format=csv"))

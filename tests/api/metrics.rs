@@ -9,7 +9,12 @@ use crate::helpers::TestApp;
 
 /// The exposition's samples: `name{labels}` → value.
 async fn scrape(app: &TestApp) -> HashMap<String, f64> {
-    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    scrape_at(&app.client, &app.url("/metrics")).await
+}
+
+/// The samples of the OpenMetrics exposition at `url` (the front's or a worker's).
+pub(crate) async fn scrape_at(client: &reqwest::Client, url: &str) -> HashMap<String, f64> {
+    let response = client.get(url).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let content_type = response.headers()["content-type"].to_str().unwrap();
     assert!(

@@ -241,12 +241,13 @@ async fn responses_match_their_documented_schemas() {
     assert_matches(&doc, "Run", &run);
     let runs = app.wait_runs_finished(&user.token, id, 1).await;
     let page: Value = app
-        .client
-        .get(app.url(&format!("/api/export-schedules/{id}/runs")))
-        .bearer_auth(&user.token)
-        .send()
+        .schedule_request(
+            reqwest::Method::GET,
+            &user.token,
+            &format!("/{id}/runs"),
+            None,
+        )
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -314,9 +315,7 @@ async fn responses_match_their_documented_schemas() {
     }
     // A failed export: a report of more jobs than a report may hold.
     let many = app.create_user().await;
-    pipeline_export::seed::seed(&app.pool, &many.email, 10_001, false, 1)
-        .await
-        .unwrap();
+    app.seed_jobs(&many, 10_001, 1).await;
     let created = app
         .start_export(&many.token, json!({"format": "pdf"}))
         .await;

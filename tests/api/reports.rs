@@ -22,9 +22,7 @@ const NAMES: [&str; 6] = [
 
 async fn user_with_report_jobs(app: &TestApp) -> TestUser {
     let user = app.create_user().await;
-    pipeline_export::seed::seed(&app.pool, &user.email, 90, false, 11)
-        .await
-        .unwrap();
+    app.seed_jobs(&user, 90, 11).await;
     for (i, name) in NAMES.iter().enumerate() {
         app.insert_job(
             &user,
@@ -294,9 +292,7 @@ async fn reports_are_refused_where_they_cannot_be_made() {
     assert!(message.starts_with("fields:"), "{message}");
 
     // Past the documented cap: a clear failure, no file.
-    pipeline_export::seed::seed(&app.pool, &user.email, 10_001, false, 3)
-        .await
-        .unwrap();
+    app.seed_jobs(&user, 10_001, 3).await;
     let created = app
         .start_export(&user.token, json!({"format": "pdf"}))
         .await;
