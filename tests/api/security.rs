@@ -41,7 +41,7 @@ async fn another_users_ids_answer_exactly_like_ids_that_do_not_exist_on_every_ro
 
     let ops = operations_with_an_id(&app).await;
     assert!(ops.len() >= 8, "{ops:?}");
-    let body = json!({"paused": true, "format": "json"});
+    let body = json!({"paused": true, "format": "csv"});
     let answer = |method: String, path: String| {
         let app = &app;
         let token = intruder.token.clone();
