@@ -98,10 +98,7 @@ impl ExportArgs {
             let (name, value) = filter
                 .split_once('=')
                 .ok_or_else(|| usage(format!("--filter {filter:?} must be NAME=VALUE")))?;
-            if matches!(
-                name,
-                "format" | "fields" | "delimiter" | "bom" | "escape_formulas"
-            ) {
+            if name == "format" || workers::format::FILE_OPTION_PARAMS.contains(&name) {
                 return Err(usage(format!("--filter {name}: use --{name} instead")));
             }
             query.append_pair(name, value);
@@ -669,12 +666,9 @@ async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
 async fn export(args: ExportArgs) -> anyhow::Result<()> {
     let params = args.params()?;
     let pool = db::pool(&args.database.config()?)?;
-    let user_id: Option<Uuid> = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
-        .bind(args.email.trim())
-        .fetch_optional(&pool)
-        .await
-        .context("looking up the user")?;
-    let user_id = user_id.ok_or_else(|| anyhow::anyhow!("no user with email {}", args.email))?;
+    let user_id = db::find_user(&pool, &args.email)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no user with email {}", args.email))?;
     let output = match args.out {
         Some(p) if p.as_os_str() == "-" => crate::local_export::Output::Stdout,
         Some(p) => crate::local_export::Output::File(p),
