@@ -74,11 +74,11 @@ async fn main() {
         .await
         .unwrap();
     let secs = started.elapsed().as_secs_f64();
-    assert_eq!(one.started as i64, n);
+    assert_eq!(one.started() as i64, n);
     println!(
         "one scheduler:   {:>6} started in {secs:.2} s ({:.0} schedules/s)",
-        one.started,
-        one.started as f64 / secs
+        one.started(),
+        one.started() as f64 / secs
     );
 
     let second = PgPoolOptions::new()
@@ -94,18 +94,22 @@ async fn main() {
     );
     let secs = started.elapsed().as_secs_f64();
     let (a, b) = (a.unwrap(), b.unwrap());
-    assert_eq!((a.started + b.started) as i64, n, "each occurrence once");
+    assert_eq!(
+        (a.started() + b.started()) as i64,
+        n,
+        "each occurrence once"
+    );
     println!(
         "two schedulers:  {:>6} started in {secs:.2} s ({:.0} schedules/s; split {} + {})",
-        a.started + b.started,
-        (a.started + b.started) as f64 / secs,
-        a.started,
-        b.started
+        a.started() + b.started(),
+        (a.started() + b.started()) as f64 / secs,
+        a.started(),
+        b.started()
     );
 
     let started = Instant::now();
     let idle = schedules::tick(&pool, now, 3).await.unwrap();
-    assert_eq!(idle.started, 0);
+    assert_eq!(idle.started(), 0);
     println!(
         "idle tick:       nothing due among {n} in {:.1} ms",
         started.elapsed().as_secs_f64() * 1000.0

@@ -414,13 +414,13 @@ async fn after_downtime_one_catch_up_run_and_the_missed_ones_recorded() {
     // Not due yet: nothing happens.
     clock.set(at("2026-03-01T05:59:59Z"));
     let summary = workers::tasks::scheduler::tick(&services).await.unwrap();
-    assert_eq!(summary.started, 0);
+    assert_eq!(summary.started(), 0);
     assert!(app.runs(&user.token, &id).await.is_empty());
 
     // The scheduler was down from before the 1st's run until the 4th at noon.
     clock.set(at("2026-03-04T12:00:00Z"));
     let summary = workers::tasks::scheduler::tick(&services).await.unwrap();
-    assert_eq!((summary.started, summary.missed), (1, 3));
+    assert_eq!((summary.started(), summary.missed), (1, 3));
     let runs = app.runs(&user.token, &id).await;
     let seen: Vec<(&str, &str, &str)> = runs
         .iter()
@@ -482,7 +482,7 @@ async fn two_schedulers_ticking_together_start_each_occurrence_once() {
         );
         let (a, b) = (a.unwrap(), b.unwrap());
         assert_eq!(
-            a.started + b.started,
+            a.started() + b.started(),
             schedules.len(),
             "day {day}: {a:?} {b:?}"
         );
@@ -522,7 +522,7 @@ async fn paused_schedules_do_not_run_but_run_now_does() {
 
     clock.set(at("2026-03-03T12:00:00Z"));
     let summary = workers::tasks::scheduler::tick(&services).await.unwrap();
-    assert_eq!(summary.started, 0);
+    assert_eq!(summary.started(), 0);
     assert!(app.runs(&user.token, &id).await.is_empty());
 
     // Run now, paused or not.
@@ -555,7 +555,7 @@ async fn paused_schedules_do_not_run_but_run_now_does() {
     assert_eq!(time(&resumed["next_run_at"]), at("2026-03-04T06:00:00Z"));
     clock.set(at("2026-03-04T06:00:30Z"));
     let summary = workers::tasks::scheduler::tick(&services).await.unwrap();
-    assert_eq!((summary.started, summary.missed), (1, 0));
+    assert_eq!((summary.started(), summary.missed), (1, 0));
     let runs = app.runs(&user.token, &id).await;
     assert_eq!(runs.len(), 3);
     assert_eq!(runs[0]["trigger"], "schedule");
@@ -572,9 +572,7 @@ async fn backups_run_on_time_email_their_links_keep_the_newest_and_pause_by_link
                "timezone": "Europe/Berlin"}),
     )
     .await;
-    pipeline_export::seed::seed(&app.pool, &user.email, 40, false, 3)
-        .await
-        .unwrap();
+    app.seed_jobs(&user, 40, 3).await;
     let storage = app.storage().await;
 
     // Three mornings (06:00 in Berlin is 05:00Z in March before the change).
@@ -742,9 +740,7 @@ async fn incremental_backups_hold_only_the_jobs_changed_since_the_last_one() {
                "notify": {"email": false}}),
     )
     .await;
-    pipeline_export::seed::seed(&app.pool, &user.email, 30, false, 5)
-        .await
-        .unwrap();
+    app.seed_jobs(&user, 30, 5).await;
 
     // The first run has nothing before it: every job.
     assert_eq!(app.run_now(&user.token, &id).await.status(), 202);

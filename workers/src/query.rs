@@ -71,6 +71,7 @@ impl ExportQuery {
     /// The statement the rows are read with, and how many values it binds. Its text is made
     /// of constant fragments and field names only: every filter value is a `$n` placeholder,
     /// so no value can change it (the `filters` fuzz target checks exactly that).
+    #[cfg(fuzzing)]
     pub fn select_statement(&self) -> (String, usize) {
         let (sql, binds) = self.select_sql();
         (sql, binds.len())

@@ -642,14 +642,19 @@ pub async fn run_now(
 /// What one tick did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct TickSummary {
-    /// Runs started (one per schedule that was due).
-    pub started: usize,
     /// Occurrences recorded as missed.
     pub missed: usize,
     /// Schedules that could not be handled this tick (logged; tried again next tick).
     pub failed: usize,
-    /// The format of each run started.
+    /// The format of each run started (one per schedule that was due).
     pub formats: Vec<Format>,
+}
+
+impl TickSummary {
+    /// Runs started.
+    pub fn started(&self) -> usize {
+        self.formats.len()
+    }
 }
 
 /// Starts every due, unpaused schedule's run and advances it. Safe to call from any number
@@ -677,7 +682,6 @@ pub async fn tick(
         match run_due(&mut tx, &schedule, now, max_attempts).await {
             Ok(missed) => {
                 tx.commit().await?;
-                summary.started += 1;
                 summary.missed += missed;
                 summary.formats.push(schedule.format);
                 tracing::info!(schedule_id = %schedule.id, missed, "scheduled backup queued");

@@ -33,7 +33,7 @@ pub async fn run(services: Arc<Services>, mut stop: tokio::sync::watch::Receiver
         match tick(&services).await {
             Ok(summary) if summary == schedules::TickSummary::default() => {}
             Ok(summary) => tracing::info!(
-                started = summary.started,
+                started = summary.started(),
                 missed = summary.missed,
                 failed = summary.failed,
                 "scheduler tick"
