@@ -289,27 +289,35 @@ pub struct QueueStat {
     pub oldest_age_secs: f64,
 }
 
-/// The exports and emails queues' backlog, from `apalis.jobs`.
+/// The exports and emails queues' backlog, from `apalis.jobs`, in one query.
 pub async fn queue_stats(pool: &PgPool) -> Result<Vec<QueueStat>, sqlx::Error> {
-    let mut stats = Vec::with_capacity(2);
-    for queue in [EXPORTS_QUEUE, EMAILS_QUEUE] {
-        let (depth, oldest): (i64, Option<f64>) = sqlx::query_as(
-            "SELECT count(*) FILTER (WHERE waiting), \
-                    EXTRACT(EPOCH FROM now() - min(run_at) FILTER (WHERE waiting AND run_at <= now()))::float8 \
-             FROM (SELECT run_at, (status IN ('Pending', 'Queued') \
-                       OR (status = 'Failed' AND attempts < max_attempts)) AS waiting \
-                   FROM apalis.jobs WHERE job_type = $1) j",
-        )
-        .bind(queue)
-        .fetch_one(pool)
-        .await?;
-        stats.push(QueueStat {
-            queue,
-            depth,
-            oldest_age_secs: oldest.unwrap_or(0.0).max(0.0),
-        });
-    }
-    Ok(stats)
+    let queues = [EXPORTS_QUEUE, EMAILS_QUEUE];
+    let rows: Vec<(String, i64, Option<f64>)> = sqlx::query_as(
+        "SELECT q.name, count(*) FILTER (WHERE j.waiting), \
+                EXTRACT(EPOCH FROM now() - min(j.run_at) FILTER (WHERE j.waiting AND j.run_at <= now()))::float8 \
+         FROM unnest($1::text[]) AS q(name) \
+         LEFT JOIN (SELECT job_type, run_at, (status IN ('Pending', 'Queued') \
+                        OR (status = 'Failed' AND attempts < max_attempts)) AS waiting \
+                    FROM apalis.jobs WHERE job_type = ANY($1)) j ON j.job_type = q.name \
+         GROUP BY q.name",
+    )
+    .bind(&queues[..])
+    .fetch_all(pool)
+    .await?;
+    Ok(queues
+        .into_iter()
+        .map(|queue| {
+            let (depth, oldest) = rows
+                .iter()
+                .find(|(name, ..)| name == queue)
+                .map_or((0, None), |(_, depth, oldest)| (*depth, *oldest));
+            QueueStat {
+                queue,
+                depth,
+                oldest_age_secs: oldest.unwrap_or(0.0).max(0.0),
+            }
+        })
+        .collect())
 }
 
 /// Counts one streaming sync export while it lives.
