@@ -147,6 +147,12 @@ async fn assert_complete_and_correct(app: &TestApp, token: &str, export: &Value)
         bytes == sync,
         "the object equals a fresh sync export of the same rows"
     );
+    let id = export["id"].as_str().unwrap();
+    assert_eq!(
+        app.stored_files(id).await,
+        [object_key(app, id).await],
+        "one object stored for the export: the recorded one"
+    );
 }
 
 #[tokio::test]
@@ -748,13 +754,23 @@ async fn workers_killed_at_random_moments_lose_nothing_and_repeat_nothing() {
 
 /// An S3 fault injector in front of s3s-fs, byte-faithful so that SigV4 signatures still
 /// verify: each connection carries one request (its `Connection` header, which SigV4 does
-/// not sign, becomes `close`), forwarded byte for byte with its body and answer. A `PUT` (a part upload or a
-/// single upload) that matches the rule set by [`S3Faults::fail_uploads`] is answered with
-/// `status` and an S3 error document instead, without reaching s3s-fs.
+/// not sign, becomes `close`), forwarded byte for byte with its body and answer. A `PUT` (a
+/// part upload or a single upload) that matches the rule set by [`S3Faults::fail_uploads`]
+/// is answered with `status` and an S3 error document instead, without reaching s3s-fs; the
+/// request that makes an object visible can be held after s3s-fs answered it
+/// ([`S3Faults::hold_next_completion`]).
 struct S3Faults {
     endpoint: String,
-    rule: Arc<Mutex<FaultRule>>,
-    failed: Arc<std::sync::atomic::AtomicU32>,
+    state: Arc<FaultState>,
+}
+
+#[derive(Default)]
+struct FaultState {
+    rule: Mutex<FaultRule>,
+    failed: std::sync::atomic::AtomicU32,
+    /// Told the status line of s3s-fs's answer to the next completion, which the client
+    /// then never receives.
+    hold: Mutex<Option<tokio::sync::oneshot::Sender<String>>>,
 }
 
 /// Which uploads fail: those of part `part` (any `PUT` when `None`), `remaining` more times
@@ -782,45 +798,49 @@ impl S3Faults {
         let upstream = addr_of(&s3_endpoint());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let rule: Arc<Mutex<FaultRule>> = Arc::default();
-        let failed = Arc::new(std::sync::atomic::AtomicU32::new(0));
-        let (rule2, failed2) = (rule.clone(), failed.clone());
+        let state: Arc<FaultState> = Arc::default();
+        let state2 = state.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let (rule, failed) = (rule2.clone(), failed2.clone());
+                let state = state2.clone();
                 tokio::spawn(async move {
-                    let _ = s3_fault_request(client, upstream, status, &rule, &failed).await;
+                    let _ = s3_fault_request(client, upstream, status, &state).await;
                 });
             }
         });
-        S3Faults {
-            endpoint,
-            rule,
-            failed,
-        }
+        S3Faults { endpoint, state }
     }
 
     fn fail_uploads(&self, part: Option<u32>, times: u32) {
-        *self.rule.lock().unwrap() = FaultRule {
+        *self.state.rule.lock().unwrap() = FaultRule {
             part,
             remaining: times,
         };
     }
 
     fn failures(&self) -> u32 {
-        self.failed.load(std::sync::atomic::Ordering::SeqCst)
+        self.state.failed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The next request that makes an object visible (`CompleteMultipartUpload`, or a `PUT`
+    /// of a whole object) goes to s3s-fs, but its answer is kept from the client, as if the
+    /// client died the moment the object was stored. The receiver gets the answer's status
+    /// line.
+    fn hold_next_completion(&self) -> tokio::sync::oneshot::Receiver<String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        *self.state.hold.lock().unwrap() = Some(tx);
+        rx
     }
 }
 
 /// One connection of [`S3Faults`]: reads the request's head, then answers it with the
 /// injected error or forwards the connection's bytes both ways unchanged but for the added
-/// `Connection: close`.
+/// `Connection: close` (holding back the answer to a completion when asked to).
 async fn s3_fault_request(
     mut client: TcpStream,
     upstream: SocketAddr,
     status: u16,
-    rule: &Mutex<FaultRule>,
-    failed: &std::sync::atomic::AtomicU32,
+    state: &FaultState,
 ) -> std::io::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buf = Vec::with_capacity(16 * 1024);
@@ -852,12 +872,17 @@ async fn s3_fault_request(
     let request_line = String::from_utf8_lossy(lines[0]).into_owned();
     let mut words = request_line.split(' ');
     let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    let part = target
-        .split_once('?')
-        .and_then(|(_, q)| q.split('&').find_map(|kv| kv.strip_prefix("partNumber=")))
-        .and_then(|n| n.parse::<u32>().ok());
-    if method == "PUT" && rule.lock().unwrap().take(part) {
-        failed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let query_param = |name: &str| {
+        target.split_once('?').and_then(|(_, q)| {
+            q.split('&')
+                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+        })
+    };
+    let part = query_param("partNumber").and_then(|n| n.parse::<u32>().ok());
+    if method == "PUT" && state.rule.lock().unwrap().take(part) {
+        state
+            .failed
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         // Read the body the client sends (it sends it even after `Expect: 100-continue`
         // when no answer comes first), so it reads the answer rather than a reset
         // connection. The SDK always sends a length; chunked bodies are not expected.
@@ -895,6 +920,13 @@ async fn s3_fault_request(
         client.write_all(answer.as_bytes()).await?;
         return client.shutdown().await;
     }
+    let completes = (method == "POST" && query_param("uploadId").is_some())
+        || (method == "PUT" && part.is_none() && query_param("uploadId").is_none());
+    let hold = if completes {
+        state.hold.lock().unwrap().take()
+    } else {
+        None
+    };
     let mut server = TcpStream::connect(upstream).await?;
     let mut forwarded = Vec::with_capacity(head_end + 32);
     for line in lines.iter().filter(|l| !name_is(l, "connection")) {
@@ -904,8 +936,40 @@ async fn s3_fault_request(
     forwarded.extend_from_slice(b"connection: close\r\n\r\n");
     server.write_all(&forwarded).await?;
     server.write_all(&buf[head_end..]).await?;
-    tokio::io::copy_bidirectional(&mut client, &mut server).await?;
-    Ok(())
+    let Some(hold) = hold else {
+        tokio::io::copy_bidirectional(&mut client, &mut server).await?;
+        return Ok(());
+    };
+    // The rest of the request goes on to s3s-fs; its final answer stays here (an interim
+    // `100 Continue` is passed on, so that the client sends its body).
+    let (mut from_client, mut to_client) = client.split();
+    let (mut from_server, mut to_server) = server.split();
+    let forward = async {
+        // Ends when the client goes away (it is killed while it waits).
+        let copied = tokio::io::copy(&mut from_client, &mut to_server);
+        let _ = tokio::time::timeout(Duration::from_secs(60), copied).await;
+    };
+    let answered = async {
+        let mut answer = Vec::new();
+        loop {
+            let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                if from_server.read_buf(&mut answer).await? == 0 {
+                    break;
+                }
+                continue;
+            };
+            if !answer.starts_with(b"HTTP/1.1 1") {
+                break;
+            }
+            to_client.write_all(&answer[..end + 4]).await?;
+            answer.drain(..end + 4);
+        }
+        let status_line = String::from_utf8_lossy(&answer);
+        let _ = hold.send(status_line.lines().next().unwrap_or("").to_owned());
+        std::io::Result::Ok(())
+    };
+    let ((), answered) = tokio::join!(forward, answered);
+    answered
 }
 
 #[tokio::test]
@@ -973,6 +1037,202 @@ async fn storage_answering_503_for_a_while_mid_upload_is_retried_to_a_whole_obje
         assert_eq!(app.stored_files(&id).await.len(), 1, "one object");
         assert_eq!(pending_uploads_of(&id), 0, "no multipart upload left open");
     }
+}
+
+/// A worker killed the moment its object became visible, before it recorded the success:
+/// s3s-fs stored the object, but the answer never reached the worker. The next attempt
+/// deletes that file and stores its own, so the export ends with exactly one object (it
+/// used to keep both, the first unreachable and never deleted). Twice: a multipart upload
+/// (`CompleteMultipartUpload` held) and a small file sent in one `PUT`.
+#[tokio::test]
+async fn a_worker_killed_after_storing_its_object_leaves_exactly_one() {
+    let s3 = S3Faults::start(500).await;
+    let (app, url) = front_on_fresh_database(3).await;
+    let (large, small) = (app.create_user().await, app.create_user().await);
+    // About 19 MB of CSV (three parts) and a few kB (one PUT).
+    app.seed_jobs(&large, 60_000, 44).await;
+    app.insert_jobs(&small, 50).await;
+    for (run, user) in [("multipart", &large), ("single-put", &small)] {
+        let mut victim = WorkerProcess::start_with(
+            &url,
+            &format!("stored-{run}"),
+            &[("S3_ENDPOINT", &s3.endpoint)],
+        );
+        victim.wait_ready().await;
+        let held = s3.hold_next_completion();
+        let created = app
+            .start_export(
+                &user.token,
+                json!({"format": "csv", "compression": "none", "notify": {"email": true}}),
+            )
+            .await;
+        let id = created["id"].as_str().unwrap().to_owned();
+        let answer = tokio::time::timeout(Duration::from_secs(120), held)
+            .await
+            .expect("the object was completed within two minutes")
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{run}: {answer}");
+        victim.kill_hard();
+        let status: String = sqlx::query_scalar("SELECT status FROM exports WHERE id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            status, "running",
+            "{run}: killed before recording the success"
+        );
+        // s3s-fs answers `200` to a completion at once and keeps the connection alive while
+        // it assembles the object: wait until the killed attempt's object is there.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while app.stored_files(&id).await.is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "{run}: the killed attempt's object was stored"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        let replacement = WorkerProcess::start(&url, &format!("after-stored-{run}"));
+        let done = app.wait_finished(&user.token, &id).await;
+        assert_complete_and_correct(&app, &user.token, &done).await;
+        assert_eq!(done["attempts"], 2, "{run}: taken over once");
+        assert_eq!(pending_uploads_of(&id), 0, "{run}: no upload left open");
+        app.wait_emails(&user.email, 1).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            app.emails_to(&user.email).await.len(),
+            1,
+            "{run}: one email"
+        );
+        replacement.stop().await;
+    }
+}
+
+/// An SMTP proxy that passes sessions through, but for the first one that reaches its
+/// `DATA` command: the server gets that command and nothing after it (so it never accepts
+/// the message), and the test is told.
+struct SmtpStall {
+    url: String,
+    stalled: tokio::sync::oneshot::Receiver<()>,
+}
+
+impl SmtpStall {
+    async fn start(upstream: SocketAddr) -> SmtpStall {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("smtp://{}", listener.local_addr().unwrap());
+        let (tx, stalled) = tokio::sync::oneshot::channel();
+        let tx = Arc::new(Mutex::new(Some(tx)));
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let _ = smtp_session(client, server, &tx).await;
+                });
+            }
+        });
+        SmtpStall { url, stalled }
+    }
+}
+
+async fn smtp_session(
+    client: TcpStream,
+    server: TcpStream,
+    stall: &Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut from_client, mut to_client) = client.into_split();
+    let (mut from_server, mut to_server) = server.into_split();
+    tokio::spawn(async move { tokio::io::copy(&mut from_server, &mut to_client).await });
+    let mut sent = Vec::new();
+    let mut chunk = vec![0u8; 8192];
+    loop {
+        let n = from_client.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let before = sent.len();
+        sent.extend_from_slice(&chunk[..n]);
+        let data = sent
+            .windows(6)
+            .enumerate()
+            .position(|(i, w)| w == b"DATA\r\n" && (i == 0 || sent[i - 1] == b'\n'));
+        let Some(at) = data.filter(|_| stall.lock().unwrap().is_some()) else {
+            to_server.write_all(&chunk[..n]).await?;
+            continue;
+        };
+        // The DATA command goes through; the message does not.
+        to_server
+            .write_all(&sent[before.min(at + 6)..at + 6])
+            .await?;
+        if let Some(tx) = stall.lock().unwrap().take() {
+            let _ = tx.send(());
+        }
+        while from_client.read(&mut chunk).await? > 0 {}
+        return Ok(());
+    }
+}
+
+/// A worker killed while it sends an export's email, after `DATA` and before the message's
+/// end: SMTP never accepted it, and the queue's next attempt takes the sending claim over
+/// and sends it, once.
+#[tokio::test]
+async fn a_worker_killed_while_sending_the_email_sends_it_once() {
+    let smtp = SmtpStall::start(addr_of(&smtp_url())).await;
+    let (app, url) = front_on_fresh_database(3).await;
+    let user = app.create_user().await;
+    app.insert_jobs(&user, 10).await;
+    let mut victim = WorkerProcess::start_with(&url, "mailing", &[("SMTP_URL", &smtp.url)]);
+    victim.wait_ready().await;
+    let created = app
+        .start_export(
+            &user.token,
+            json!({"format": "csv", "notify": {"email": true}}),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    tokio::time::timeout(Duration::from_secs(120), smtp.stalled)
+        .await
+        .expect("the email was being sent within two minutes")
+        .unwrap();
+    victim.kill_hard();
+    let (claimed, sent): (bool, bool) = sqlx::query_as(
+        "SELECT email_claimed_at IS NOT NULL, email_sent_at IS NOT NULL FROM exports WHERE id = $1::uuid",
+    )
+    .bind(&id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(
+        claimed && !sent,
+        "killed holding the claim, before SMTP accepted"
+    );
+    assert!(app.emails_to(&user.email).await.is_empty());
+
+    let replacement = WorkerProcess::start(&url, "mailing-replacement");
+    let mails = app.wait_emails(&user.email, 1).await;
+    assert!(
+        mails[0]["subject"].as_str().unwrap_or("").contains("ready"),
+        "{}",
+        mails[0]["subject"]
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        app.emails_to(&user.email).await.len(),
+        1,
+        "exactly one email"
+    );
+    let sent: bool =
+        sqlx::query_scalar("SELECT email_sent_at IS NOT NULL FROM exports WHERE id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(sent, "the sending is on record");
+    replacement.stop().await;
 }
 
 /// Stops or starts the machine's PostgreSQL cluster (as `infra/lib.sh` starts it).

@@ -4,8 +4,9 @@
 //! Safe to run twice, even at the same time: a task whose export is no longer queued or
 //! running does nothing; each attempt claims the export with a lease and writes its own
 //! object key, so an attempt that lost the export can neither overwrite nor delete the
-//! winner's file; a crashed attempt's multipart upload is aborted by the next attempt; and
-//! only the lease holder can move the export to `succeeded` (and so enqueue its one email).
+//! winner's file; a crashed attempt's multipart upload is aborted by the next attempt, which
+//! also deletes a file the crashed attempt completed but did not live to record; and only
+//! the lease holder can move the export to `succeeded` (and so enqueue its one email).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -128,7 +129,9 @@ pub async fn handle(
             // Taken over more often than allowed: every attempt took its worker down with it.
             tracing::error!("export was taken over after its last attempt; giving up");
             let message = "The export could not be completed. Please try again later.";
-            return give_up(services, &task_id, task.export_id, None, "EXPORT_FAILED", message, retry_delay).await;
+            let ended = give_up(services, &task_id, task.export_id, None, "EXPORT_FAILED", message, retry_delay).await;
+            remove_files_of_failed(services, task.export_id).await;
+            return ended;
         }
         let (lease, failure) = match run_attempt(services, task.export_id).await {
             Ok(()) => return Ok(()),
@@ -251,6 +254,12 @@ async fn produce(
         }
         forget_upload(pool, lease).await?;
     }
+    // An earlier attempt that died after its object became visible (the upload completed,
+    // the success not yet recorded) left a whole file under its own key, which nothing
+    // points to: remove it, so that an export has exactly one object. Deleting a missing
+    // key is fine, and an earlier attempt still alive can no longer record its file (the
+    // lease is this attempt's), so it deletes what it stores itself.
+    remove_earlier_files(services, record, lease.attempt).await?;
 
     record.filters.validate().map_err(|e| Failure::Permanent {
         code: "VALIDATION_ERROR",
@@ -322,6 +331,36 @@ async fn produce(
         sha256: &sha256,
     };
     finish(services, record, lease, &file, started).await
+}
+
+/// Deletes the files attempts before `attempt` may have stored (see [`produce`]).
+async fn remove_earlier_files(
+    services: &Services,
+    record: &ExportRecord,
+    attempt: i32,
+) -> Result<(), StorageError> {
+    for earlier in 1..attempt {
+        let key = exports::attempt_object_key(record, earlier);
+        services.storage.delete(&key).await?;
+    }
+    Ok(())
+}
+
+/// After the takeover limit: the last attempt may have stored its file before its worker
+/// died, and a failed export keeps none. Only once the failure is on record (no attempt can
+/// record a success after that), and best effort: a file left behind is logged.
+async fn remove_files_of_failed(services: &Services, export_id: Uuid) {
+    let record = match exports::get_any(&services.pool, export_id).await {
+        Ok(Some(record)) if record.status == exports::ExportStatus::Failed => record,
+        Ok(_) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the failed export to remove its files");
+            return;
+        }
+    };
+    if let Err(e) = remove_earlier_files(services, &record, record.attempts + 1).await {
+        tracing::warn!(error = %e, "could not remove a failed export's files");
+    }
 }
 
 /// The file an attempt stored.
