@@ -246,13 +246,12 @@ async fn the_download_page_shows_the_file_and_its_button_downloads_it_in_chromiu
     let app = TestApp::spawn_with_workers(|_| {}).await;
     let user = app.create_user().await;
     app.insert_jobs(&user, 12).await;
-    let created = app
-        .start_export(
+    let id = app
+        .start_export_id(
             &user.token,
             json!({"format": "csv", "notify": {"email": true}}),
         )
         .await;
-    let id = created["id"].as_str().unwrap().to_owned();
     let done = app.wait_finished(&user.token, &id).await;
     assert_eq!(done["status"], "succeeded");
     let file_name = done["file_name"].as_str().unwrap().to_owned();

@@ -354,10 +354,9 @@ async fn another_users_export_is_404_on_every_route() {
     let owner = app.create_user().await;
     let intruder = app.create_user().await;
     app.insert_jobs(&owner, 2).await;
-    let created = app
-        .start_export(&owner.token, json!({"compression": "none"}))
+    let id = app
+        .start_export_id(&owner.token, json!({"compression": "none"}))
         .await;
-    let id = created["id"].as_str().unwrap().to_owned();
     app.wait_finished(&owner.token, &id).await;
 
     let missing = uuid::Uuid::new_v4().to_string();
@@ -456,13 +455,12 @@ async fn cancelling_a_running_export_aborts_its_upload() {
     let app = TestApp::spawn_with_workers(|_| {}).await;
     let user = app.create_user().await;
     app.seed_jobs(&user, 150_000, 12).await;
-    let created = app
-        .start_export(
+    let id = app
+        .start_export_id(
             &user.token,
             json!({"format": "json", "compression": "none"}),
         )
         .await;
-    let id = created["id"].as_str().unwrap().to_owned();
     app.wait_export(&user.token, &id, |e| {
         e["status"] == "running" && e["progress"]["rows_done"].as_u64() > Some(0)
     })
@@ -508,8 +506,7 @@ async fn deleting_a_finished_export_removes_its_file() {
     let app = TestApp::spawn_with_workers(|_| {}).await;
     let user = app.create_user().await;
     app.insert_jobs(&user, 5).await;
-    let created = app.start_export(&user.token, json!({})).await;
-    let id = created["id"].as_str().unwrap().to_owned();
+    let id = app.start_export_id(&user.token, json!({})).await;
     let done = app.wait_finished(&user.token, &id).await;
     let url = done["download_url"].as_str().unwrap().to_owned();
     fetch(&url).await;
@@ -529,13 +526,12 @@ async fn the_email_link_downloads_the_file_and_bad_links_get_a_page() {
     let app = TestApp::spawn_with_workers(|_| {}).await;
     let user = app.create_user().await;
     app.insert_jobs(&user, 7).await;
-    let created = app
-        .start_export(
+    let id = app
+        .start_export_id(
             &user.token,
             json!({"format": "csv", "notify": {"email": true}}),
         )
         .await;
-    let id = created["id"].as_str().unwrap().to_owned();
     let done = app.wait_finished(&user.token, &id).await;
     assert_eq!(done["status"], "succeeded");
 
@@ -615,8 +611,7 @@ async fn retention_deletes_expired_files() {
     .await;
     let user = app.create_user().await;
     app.insert_jobs(&user, 2).await;
-    let created = app.start_export(&user.token, json!({})).await;
-    let id = created["id"].as_str().unwrap().to_owned();
+    let id = app.start_export_id(&user.token, json!({})).await;
     let done = app.wait_finished(&user.token, &id).await;
     assert_eq!(done["status"], "succeeded");
     let key: String = sqlx::query_scalar(
@@ -648,8 +643,7 @@ async fn retention_deletes_expired_files() {
 async fn retention_deletes_a_stray_file_recorded_for_a_cancelled_export() {
     let app = TestApp::spawn_with_workers(|_| {}).await;
     let user = app.create_user().await;
-    let created = app.start_export(&user.token, json!({})).await;
-    let id = created["id"].as_str().unwrap().to_owned();
+    let id = app.start_export_id(&user.token, json!({})).await;
     app.wait_finished(&user.token, &id).await;
     // As an attempt leaves it when storage refused to delete its file after a cancellation.
     let record = workers::exports::get_any(&app.pool, id.parse().unwrap())

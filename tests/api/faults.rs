@@ -162,13 +162,12 @@ async fn storage_down_mid_upload_fails_cleanly_and_leaves_nothing() {
     let app = app_storing_at(endpoint, Some(2)).await;
     let user = app.create_user().await;
     app.seed_jobs(&user, 120_000, 21).await;
-    let created = app
-        .start_export(
+    let id = app
+        .start_export_id(
             &user.token,
             json!({"format": "csv", "compression": "none", "notify": {"email": true}}),
         )
         .await;
-    let id = created["id"].as_str().unwrap().to_owned();
     let upload = wait_upload_started(&app, &id).await;
     proxy.set_up(false);
 
@@ -219,10 +218,9 @@ async fn a_short_storage_outage_is_retried_to_success() {
     let app = app_storing_at(endpoint, None).await;
     let user = app.create_user().await;
     app.seed_jobs(&user, 60_000, 22).await;
-    let created = app
-        .start_export(&user.token, json!({"format": "csv", "compression": "none"}))
+    let id = app
+        .start_export_id(&user.token, json!({"format": "csv", "compression": "none"}))
         .await;
-    let id = created["id"].as_str().unwrap().to_owned();
     wait_upload_started(&app, &id).await;
     proxy.set_up(false);
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -239,10 +237,9 @@ async fn an_smtp_outage_delays_the_email_but_sends_it_once() {
     let app = TestApp::spawn_with_workers(|c| c.background.mail.smtp_url = Some(smtp)).await;
     let user = app.create_user().await;
     app.insert_jobs(&user, 4).await;
-    let created = app
-        .start_export(&user.token, json!({"notify": {"email": true}}))
+    let id = app
+        .start_export_id(&user.token, json!({"notify": {"email": true}}))
         .await;
-    let id = created["id"].as_str().unwrap().to_owned();
     let done = app.wait_finished(&user.token, &id).await;
     assert_eq!(
         done["status"], "succeeded",
@@ -377,13 +374,12 @@ async fn a_worker_killed_mid_export_is_replaced_and_the_result_is_whole() {
     let user = app.create_user().await;
     app.seed_jobs(&user, 150_000, 23).await;
     let mut first = WorkerProcess::start(&url, "killed");
-    let created = app
-        .start_export(
+    let id = app
+        .start_export_id(
             &user.token,
             json!({"format": "csv", "compression": "none", "notify": {"email": true}}),
         )
         .await;
-    let id = created["id"].as_str().unwrap().to_owned();
     let upload = wait_upload_started(&app, &id).await;
     first.kill_hard();
 
@@ -416,13 +412,11 @@ async fn two_worker_processes_produce_each_of_twenty_exports_once() {
     let _b = WorkerProcess::start_with(&url, "b", &[("METRICS_ADDR", &addrs[1])]);
     let mut ids = Vec::new();
     for i in 0..20 {
-        let created = app
-            .start_export(
-                &user.token,
-                json!({"format": "ndjson", "filters": {"created_from": format!("2020-01-01T00:00:{i:02}Z")}}),
-            )
+        let filters = json!({"created_from": format!("2020-01-01T00:00:{i:02}Z")});
+        let id = app
+            .start_export_id(&user.token, json!({"format": "ndjson", "filters": filters}))
             .await;
-        ids.push(created["id"].as_str().unwrap().to_owned());
+        ids.push(id);
     }
     let storage = app.storage().await;
     for id in &ids {
@@ -479,15 +473,13 @@ async fn local_storage_and_mail_directory_work_without_s3_or_smtp() {
     .await;
     let user = app.create_user().await;
     app.insert_jobs(&user, 6).await;
-    let created = app
-        .start_export(
+    let id = app
+        .start_export_id(
             &user.token,
             json!({"format": "csv", "compression": "none", "notify": {"email": true}}),
         )
         .await;
-    let done = app
-        .wait_finished(&user.token, created["id"].as_str().unwrap())
-        .await;
+    let done = app.wait_finished(&user.token, &id).await;
     assert_eq!(done["status"], "succeeded");
 
     // The download URL is this service's signed link, and the front serves the file.
@@ -607,12 +599,10 @@ async fn a_full_or_read_only_storage_directory_fails_the_export_cleanly() {
         let user = app.create_user().await;
         // About 600 kB of CSV: more than the 64 kB disk holds.
         app.seed_jobs(&user, 2_000, 8).await;
-        let created = app
-            .start_export(&user.token, json!({"format": "csv", "compression": "none"}))
+        let id = app
+            .start_export_id(&user.token, json!({"format": "csv", "compression": "none"}))
             .await;
-        let done = app
-            .wait_finished(&user.token, created["id"].as_str().unwrap())
-            .await;
+        let done = app.wait_finished(&user.token, &id).await;
         assert_eq!(done["status"], "failed", "{done}");
         assert_eq!(done["error"]["code"], code, "{done}");
         let message = done["error"]["message"].as_str().unwrap();
@@ -693,13 +683,12 @@ async fn workers_killed_at_random_moments_lose_nothing_and_repeat_nothing() {
     for run in 1..=runs {
         let mut victim = WorkerProcess::start(&url, &format!("victim-{run}"));
         victim.wait_ready().await;
-        let created = app
-            .start_export(
+        let id = app
+            .start_export_id(
                 &user.token,
                 json!({"format": "csv", "compression": "none", "notify": {"email": true}}),
             )
             .await;
-        let id = created["id"].as_str().unwrap().to_owned();
         // Most kills while the export is produced (claim, rows, parts, completion), the rest
         // anywhere up to the email.
         let mut rng = rand::rng();
@@ -980,10 +969,9 @@ async fn storage_answering_500_until_the_last_attempt_fails_cleanly_and_leaves_n
     let user = app.create_user().await;
     app.seed_jobs(&user, 60_000, 42).await;
     s3.fail_uploads(None, u32::MAX);
-    let created = app
-        .start_export(&user.token, json!({"format": "csv", "compression": "none"}))
+    let id = app
+        .start_export_id(&user.token, json!({"format": "csv", "compression": "none"}))
         .await;
-    let id = created["id"].as_str().unwrap().to_owned();
     let done = app.wait_finished(&user.token, &id).await;
     assert_eq!(done["status"], "failed", "{done}");
     assert_eq!(done["error"]["code"], "STORAGE_UNAVAILABLE", "{done}");
@@ -1018,13 +1006,9 @@ async fn storage_answering_503_for_a_while_mid_upload_is_retried_to_a_whole_obje
         (4, 2, "2000-01-01T00:00:02Z"),
     ] {
         s3.fail_uploads(Some(2), refusals);
-        let created = app
-            .start_export(
-                &user.token,
-                json!({"format": "csv", "compression": "none", "filters": {"created_from": period}}),
-            )
-            .await;
-        let id = created["id"].as_str().unwrap().to_owned();
+        let body =
+            json!({"format": "csv", "compression": "none", "filters": {"created_from": period}});
+        let id = app.start_export_id(&user.token, body).await;
         let done = app.wait_finished(&user.token, &id).await;
         refused += refusals;
         assert_eq!(
@@ -1060,13 +1044,12 @@ async fn a_worker_killed_after_storing_its_object_leaves_exactly_one() {
         );
         victim.wait_ready().await;
         let held = s3.hold_next_completion();
-        let created = app
-            .start_export(
+        let id = app
+            .start_export_id(
                 &user.token,
                 json!({"format": "csv", "compression": "none", "notify": {"email": true}}),
             )
             .await;
-        let id = created["id"].as_str().unwrap().to_owned();
         let answer = tokio::time::timeout(Duration::from_secs(120), held)
             .await
             .expect("the object was completed within two minutes")
@@ -1187,13 +1170,12 @@ async fn a_worker_killed_while_sending_the_email_sends_it_once() {
     app.insert_jobs(&user, 10).await;
     let mut victim = WorkerProcess::start_with(&url, "mailing", &[("SMTP_URL", &smtp.url)]);
     victim.wait_ready().await;
-    let created = app
-        .start_export(
+    let id = app
+        .start_export_id(
             &user.token,
             json!({"format": "csv", "notify": {"email": true}}),
         )
         .await;
-    let id = created["id"].as_str().unwrap().to_owned();
     tokio::time::timeout(Duration::from_secs(120), smtp.stalled)
         .await
         .expect("the email was being sent within two minutes")

@@ -369,6 +369,12 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
+    /// [`Self::start_export`], for the new export's id.
+    pub async fn start_export_id(&self, token: &str, body: serde_json::Value) -> String {
+        let created = self.start_export(token, body).await;
+        created["id"].as_str().unwrap().to_owned()
+    }
+
     pub async fn get_export(&self, token: &str, id: &str) -> reqwest::Response {
         self.client
             .get(self.url(&format!("/api/exports/{id}")))
