@@ -229,6 +229,29 @@ async fn a_short_storage_outage_is_retried_to_success() {
     assert_complete_and_correct(&app, &user.token, &done).await;
 }
 
+/// Waits (at most 30 s) until the export's "ready" email has been attempted at least `n`
+/// times; returns how many.
+async fn wait_email_attempts(app: &TestApp, id: &str, n: i32) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let attempts: Option<i32> = sqlx::query_scalar(
+            "SELECT attempts FROM apalis.jobs WHERE job_type = 'emails' AND idempotency_key = $1",
+        )
+        .bind(format!("email:{id}:ready"))
+        .fetch_optional(&app.pool)
+        .await
+        .unwrap();
+        if let Some(a) = attempts.filter(|&a| a >= n) {
+            return a;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the email was not attempted {n} times"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn an_smtp_outage_delays_the_email_but_sends_it_once() {
     let proxy = Proxy::start(addr_of(&smtp_url())).await;
@@ -247,25 +270,48 @@ async fn an_smtp_outage_delays_the_email_but_sends_it_once() {
     );
 
     // A failed delivery is on record, then SMTP returns.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let attempts: Option<i32> = sqlx::query_scalar(
-            "SELECT attempts FROM apalis.jobs WHERE job_type = 'emails' AND idempotency_key = $1",
-        )
-        .bind(format!("email:{id}:ready"))
-        .fetch_optional(&app.pool)
-        .await
-        .unwrap();
-        if attempts.is_some_and(|a| a >= 1) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the email was not attempted");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_email_attempts(&app, &id, 1).await;
     assert!(app.emails_to(&user.email).await.is_empty());
     proxy.set_up(true);
     app.wait_emails(&user.email, 1).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        app.emails_to(&user.email).await.len(),
+        1,
+        "exactly one email"
+    );
+}
+
+/// SMTP down while an export's email is due, and the worker process SIGKILLed and replaced
+/// during the outage: the new process keeps trying, and once SMTP is back the email goes out
+/// exactly once.
+#[tokio::test]
+async fn an_smtp_outage_across_a_worker_restart_sends_the_email_once() {
+    let proxy = Proxy::start(addr_of(&smtp_url())).await;
+    proxy.set_up(false);
+    let smtp = proxy.url("smtp");
+    let (app, url) = front_on_fresh_database(3).await;
+    let user = app.create_user().await;
+    app.insert_jobs(&user, 4).await;
+    let mut first = WorkerProcess::start_with(&url, "smtp-down", &[("SMTP_URL", &smtp)]);
+    let id = app
+        .start_export_id(&user.token, json!({"notify": {"email": true}}))
+        .await;
+    let done = app.wait_finished(&user.token, &id).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let tried = wait_email_attempts(&app, &id, 1).await;
+    first.kill_hard();
+
+    let second = WorkerProcess::start_with(&url, "smtp-down-2", &[("SMTP_URL", &smtp)]);
+    wait_email_attempts(&app, &id, tried + 1).await;
+    assert!(
+        app.emails_to(&user.email).await.is_empty(),
+        "nothing sent while SMTP is down"
+    );
+    proxy.set_up(true);
+    app.wait_emails(&user.email, 1).await;
+    second.stop().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
         app.emails_to(&user.email).await.len(),
         1,
