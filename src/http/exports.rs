@@ -526,8 +526,9 @@ pub async fn remove(
                 ApiError::Internal(anyhow::Error::new(e).context("aborting an export's upload"))
             })?;
     }
-    if let Some(key) = &record.object_key {
-        state.storage.delete(key).await.map_err(|e| {
+    // Its file, and any an attempt stored before its worker died (named by nothing else).
+    for key in exports::all_object_keys(&record) {
+        state.storage.delete(&key).await.map_err(|e| {
             ApiError::Internal(anyhow::Error::new(e).context("deleting an export's file"))
         })?;
     }

@@ -299,8 +299,9 @@ async fn an_smtp_outage_across_a_worker_restart_sends_the_email_once() {
         .await;
     let done = app.wait_finished(&user.token, &id).await;
     assert_eq!(done["status"], "succeeded", "{done}");
-    let tried = wait_email_attempts(&app, &id, 1).await;
+    wait_email_attempts(&app, &id, 1).await;
     first.kill_hard();
+    let tried = wait_email_attempts(&app, &id, 1).await;
 
     let second = WorkerProcess::start_with(&url, "smtp-down-2", &[("SMTP_URL", &smtp)]);
     wait_email_attempts(&app, &id, tried + 1).await;
@@ -1111,16 +1112,11 @@ async fn a_worker_killed_after_storing_its_object_leaves_exactly_one() {
             status, "running",
             "{run}: killed before recording the success"
         );
-        // s3s-fs answers `200` to a completion at once and keeps the connection alive while
-        // it assembles the object: wait until the killed attempt's object is there.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while app.stored_files(&id).await.is_empty() {
-            assert!(
-                Instant::now() < deadline,
-                "{run}: the killed attempt's object was stored"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        assert_eq!(
+            app.stored_files(&id).await.len(),
+            1,
+            "{run}: the killed attempt's object was stored"
+        );
 
         let replacement = WorkerProcess::start(&url, &format!("after-stored-{run}"));
         let done = app.wait_finished(&user.token, &id).await;
@@ -1135,6 +1131,64 @@ async fn a_worker_killed_after_storing_its_object_leaves_exactly_one() {
             "{run}: one email"
         );
         replacement.stop().await;
+    }
+}
+
+/// A worker killed after storing its file (before recording it), then the export cancelled
+/// before another worker took it over: the file nothing names is removed, by the next worker
+/// that runs the task, or by deleting the export.
+#[tokio::test]
+async fn a_dead_attempts_file_goes_when_its_export_is_cancelled() {
+    let s3 = S3Faults::start(500).await;
+    let (app, url) = front_on_fresh_database(3).await;
+    let user = app.create_user().await;
+    app.insert_jobs(&user, 50).await;
+    let storage = app.storage().await;
+    for run in ["taken-over", "deleted"] {
+        let mut victim = WorkerProcess::start_with(
+            &url,
+            &format!("cancelled-{run}"),
+            &[("S3_ENDPOINT", &s3.endpoint)],
+        );
+        victim.wait_ready().await;
+        let held = s3.hold_next_completion();
+        let id = app
+            .start_export_id(&user.token, json!({"format": "csv"}))
+            .await;
+        let answer = tokio::time::timeout(Duration::from_secs(120), held)
+            .await
+            .expect("the object was completed within two minutes")
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{run}: {answer}");
+        victim.kill_hard();
+        let stored = app.stored_files(&id).await;
+        assert_eq!(stored.len(), 1, "{run}: the killed attempt's file is there");
+        let cancelled = app.delete_export(&user.token, &id).await;
+        assert_eq!(cancelled.status(), 200, "{run}: cancelled");
+
+        if run == "deleted" {
+            let deleted = app.delete_export(&user.token, &id).await;
+            assert_eq!(deleted.status(), 204, "{run}: deleted");
+        } else {
+            let replacement = WorkerProcess::start(&url, &format!("after-cancel-{run}"));
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while storage.exists(&stored[0]).await.unwrap() {
+                assert!(Instant::now() < deadline, "{run}: the file was not removed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            replacement.stop().await;
+            let status: String =
+                sqlx::query_scalar("SELECT status FROM exports WHERE id = $1::uuid")
+                    .bind(&id)
+                    .fetch_one(&app.pool)
+                    .await
+                    .unwrap();
+            assert_eq!(status, "cancelled", "{run}");
+        }
+        assert!(
+            !storage.exists(&stored[0]).await.unwrap(),
+            "{run}: no file left"
+        );
     }
 }
 

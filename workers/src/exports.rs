@@ -214,6 +214,21 @@ pub fn attempt_object_key(record: &ExportRecord, attempt: i32) -> String {
     )
 }
 
+/// Every key the export's attempts so far may have written, and its `object_key`: what
+/// deleting the export, or ending it without a file, must remove (an attempt whose worker
+/// died after storing its file, before recording it, leaves a file only its key names).
+pub fn all_object_keys(record: &ExportRecord) -> Vec<String> {
+    let mut keys: Vec<String> = (1..=record.attempts)
+        .map(|attempt| attempt_object_key(record, attempt))
+        .collect();
+    if let Some(key) = &record.object_key
+        && !keys.contains(key)
+    {
+        keys.push(key.clone());
+    }
+    keys
+}
+
 /// How a creation request was settled.
 #[derive(Debug)]
 pub enum Created {

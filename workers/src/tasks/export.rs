@@ -129,9 +129,7 @@ pub async fn handle(
             // Taken over more often than allowed: every attempt took its worker down with it.
             tracing::error!("export was taken over after its last attempt; giving up");
             let message = "The export could not be completed. Please try again later.";
-            let ended = give_up(services, &task_id, task.export_id, None, "EXPORT_FAILED", message, retry_delay).await;
-            remove_files_of_failed(services, task.export_id).await;
-            return ended;
+            return give_up(services, &task_id, task.export_id, None, "EXPORT_FAILED", message, retry_delay).await;
         }
         let (lease, failure) = match run_attempt(services, task.export_id).await {
             Ok(()) => return Ok(()),
@@ -187,6 +185,7 @@ async fn give_up(
             if let Some(format) = failed {
                 services.metrics.export_finished(&format, "failed", None);
             }
+            remove_files_of_ended(services, export_id).await;
             Err(AbortError::new(format!("{code}: {message}")).into())
         }
         Err(e) => {
@@ -224,6 +223,8 @@ async fn run_attempt(services: &Services, export_id: Uuid) -> Result<(), (Option
     .map_err(|e| (None, e.into()))?;
     let Some((attempt, upload_id, upload_key)) = claimed else {
         tracing::info!(status = %record.status, "export is not active; nothing to do");
+        // Cancelled (or failed) after an attempt died holding a stored file: remove it.
+        remove_files_of_ended(services, export_id).await;
         return Ok(());
     };
     let lease = Lease { export_id, attempt };
@@ -333,7 +334,9 @@ async fn produce(
     finish(services, record, lease, &file, started).await
 }
 
-/// Deletes the files attempts before `attempt` may have stored (see [`produce`]).
+/// Deletes the files attempts before `attempt` may have stored (see [`produce`]). Storage
+/// that is down fails the attempt (it could not upload either); a refusal is logged and
+/// leaves the file, rather than failing every takeover.
 async fn remove_earlier_files(
     services: &Services,
     record: &ExportRecord,
@@ -341,25 +344,34 @@ async fn remove_earlier_files(
 ) -> Result<(), StorageError> {
     for earlier in 1..attempt {
         let key = exports::attempt_object_key(record, earlier);
-        services.storage.delete(&key).await?;
+        match services.storage.delete(&key).await {
+            Ok(()) => {}
+            Err(e) if e.is_transient() => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, %key, "could not delete an earlier attempt's file")
+            }
+        }
     }
     Ok(())
 }
 
-/// After the takeover limit: the last attempt may have stored its file before its worker
-/// died, and a failed export keeps none. Only once the failure is on record (no attempt can
-/// record a success after that), and best effort: a file left behind is logged.
-async fn remove_files_of_failed(services: &Services, export_id: Uuid) {
+/// An export that ended without a file (failed or cancelled) keeps none: an attempt may have
+/// stored one before its worker died. Only once that end is on record, after which no
+/// attempt can record a success; best effort, a file left behind is logged.
+async fn remove_files_of_ended(services: &Services, export_id: Uuid) {
+    use exports::ExportStatus::{Cancelled, Failed};
     let record = match exports::get_any(&services.pool, export_id).await {
-        Ok(Some(record)) if record.status == exports::ExportStatus::Failed => record,
+        Ok(Some(record)) if matches!(record.status, Failed | Cancelled) => record,
         Ok(_) => return,
         Err(e) => {
-            tracing::warn!(error = %e, "could not read the failed export to remove its files");
+            tracing::warn!(error = %e, "could not read the ended export to remove its files");
             return;
         }
     };
-    if let Err(e) = remove_earlier_files(services, &record, record.attempts + 1).await {
-        tracing::warn!(error = %e, "could not remove a failed export's files");
+    for key in exports::all_object_keys(&record) {
+        if let Err(e) = services.storage.delete(&key).await {
+            tracing::warn!(error = %e, %key, "could not remove an ended export's file");
+        }
     }
 }
 
