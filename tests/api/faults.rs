@@ -1070,6 +1070,50 @@ async fn storage_answering_503_for_a_while_mid_upload_is_retried_to_a_whole_obje
     }
 }
 
+/// The export's status as recorded.
+async fn status_of(app: &TestApp, id: &str) -> String {
+    sqlx::query_scalar("SELECT status FROM exports WHERE id = $1::uuid")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+/// Starts a worker storing through `s3`, creates an export with `body`, and SIGKILLs the
+/// worker the moment the export's object is stored (s3s-fs answered the completion; the
+/// worker never hears of it). Returns the export's id and the file the dead attempt left.
+async fn kill_once_stored(
+    app: &TestApp,
+    url: &str,
+    s3: &S3Faults,
+    token: &str,
+    body: Value,
+    name: &str,
+) -> (String, String) {
+    let mut victim = WorkerProcess::start_with(url, name, &[("S3_ENDPOINT", &s3.endpoint)]);
+    victim.wait_ready().await;
+    let held = s3.hold_next_completion();
+    let id = app.start_export_id(token, body).await;
+    let answer = tokio::time::timeout(Duration::from_secs(120), held)
+        .await
+        .expect("the object was completed within two minutes")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{name}: {answer}");
+    victim.kill_hard();
+    assert_eq!(
+        status_of(app, &id).await,
+        "running",
+        "{name}: killed before recording the success"
+    );
+    let mut stored = app.stored_files(&id).await;
+    assert_eq!(
+        stored.len(),
+        1,
+        "{name}: the killed attempt's object was stored"
+    );
+    (id, stored.remove(0))
+}
+
 /// A worker killed the moment its object became visible, before it recorded the success:
 /// s3s-fs stored the object, but the answer never reached the worker. The next attempt
 /// deletes that file and stores its own, so the export ends with exactly one object (it
@@ -1084,39 +1128,9 @@ async fn a_worker_killed_after_storing_its_object_leaves_exactly_one() {
     app.seed_jobs(&large, 60_000, 44).await;
     app.insert_jobs(&small, 50).await;
     for (run, user) in [("multipart", &large), ("single-put", &small)] {
-        let mut victim = WorkerProcess::start_with(
-            &url,
-            &format!("stored-{run}"),
-            &[("S3_ENDPOINT", &s3.endpoint)],
-        );
-        victim.wait_ready().await;
-        let held = s3.hold_next_completion();
-        let id = app
-            .start_export_id(
-                &user.token,
-                json!({"format": "csv", "compression": "none", "notify": {"email": true}}),
-            )
-            .await;
-        let answer = tokio::time::timeout(Duration::from_secs(120), held)
-            .await
-            .expect("the object was completed within two minutes")
-            .unwrap();
-        assert!(answer.starts_with("HTTP/1.1 200"), "{run}: {answer}");
-        victim.kill_hard();
-        let status: String = sqlx::query_scalar("SELECT status FROM exports WHERE id = $1::uuid")
-            .bind(&id)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
-        assert_eq!(
-            status, "running",
-            "{run}: killed before recording the success"
-        );
-        assert_eq!(
-            app.stored_files(&id).await.len(),
-            1,
-            "{run}: the killed attempt's object was stored"
-        );
+        let body = json!({"format": "csv", "compression": "none", "notify": {"email": true}});
+        let name = format!("stored-{run}");
+        let (id, _) = kill_once_stored(&app, &url, &s3, &user.token, body, &name).await;
 
         let replacement = WorkerProcess::start(&url, &format!("after-stored-{run}"));
         let done = app.wait_finished(&user.token, &id).await;
@@ -1145,24 +1159,9 @@ async fn a_dead_attempts_file_goes_when_its_export_is_cancelled() {
     app.insert_jobs(&user, 50).await;
     let storage = app.storage().await;
     for run in ["taken-over", "deleted"] {
-        let mut victim = WorkerProcess::start_with(
-            &url,
-            &format!("cancelled-{run}"),
-            &[("S3_ENDPOINT", &s3.endpoint)],
-        );
-        victim.wait_ready().await;
-        let held = s3.hold_next_completion();
-        let id = app
-            .start_export_id(&user.token, json!({"format": "csv"}))
-            .await;
-        let answer = tokio::time::timeout(Duration::from_secs(120), held)
-            .await
-            .expect("the object was completed within two minutes")
-            .unwrap();
-        assert!(answer.starts_with("HTTP/1.1 200"), "{run}: {answer}");
-        victim.kill_hard();
-        let stored = app.stored_files(&id).await;
-        assert_eq!(stored.len(), 1, "{run}: the killed attempt's file is there");
+        let body = json!({"format": "csv"});
+        let name = format!("cancelled-{run}");
+        let (id, stored) = kill_once_stored(&app, &url, &s3, &user.token, body, &name).await;
         let cancelled = app.delete_export(&user.token, &id).await;
         assert_eq!(cancelled.status(), 200, "{run}: cancelled");
 
@@ -1172,21 +1171,15 @@ async fn a_dead_attempts_file_goes_when_its_export_is_cancelled() {
         } else {
             let replacement = WorkerProcess::start(&url, &format!("after-cancel-{run}"));
             let deadline = Instant::now() + Duration::from_secs(60);
-            while storage.exists(&stored[0]).await.unwrap() {
+            while storage.exists(&stored).await.unwrap() {
                 assert!(Instant::now() < deadline, "{run}: the file was not removed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             replacement.stop().await;
-            let status: String =
-                sqlx::query_scalar("SELECT status FROM exports WHERE id = $1::uuid")
-                    .bind(&id)
-                    .fetch_one(&app.pool)
-                    .await
-                    .unwrap();
-            assert_eq!(status, "cancelled", "{run}");
+            assert_eq!(status_of(&app, &id).await, "cancelled", "{run}");
         }
         assert!(
-            !storage.exists(&stored[0]).await.unwrap(),
+            !storage.exists(&stored).await.unwrap(),
             "{run}: no file left"
         );
     }
