@@ -1236,7 +1236,8 @@ async fn smtp_session(
             .windows(6)
             .enumerate()
             .position(|(i, w)| w == b"DATA\r\n" && (i == 0 || sent[i - 1] == b'\n'));
-        let Some(at) = data.filter(|_| stall.lock().unwrap().is_some()) else {
+        // Only the first session to reach DATA takes the stall; the others pass through.
+        let Some((at, tx)) = data.and_then(|at| Some((at, stall.lock().unwrap().take()?))) else {
             to_server.write_all(&chunk[..n]).await?;
             continue;
         };
@@ -1244,12 +1245,21 @@ async fn smtp_session(
         to_server
             .write_all(&sent[before.min(at + 6)..at + 6])
             .await?;
-        if let Some(tx) = stall.lock().unwrap().take() {
-            let _ = tx.send(());
-        }
+        let _ = tx.send(());
         while from_client.read(&mut chunk).await? > 0 {}
         return Ok(());
     }
+}
+
+/// Whether the export's email sending is claimed, and whether it is recorded as sent.
+async fn email_claimed_and_sent(app: &TestApp, id: &str) -> (bool, bool) {
+    sqlx::query_as(
+        "SELECT email_claimed_at IS NOT NULL, email_sent_at IS NOT NULL FROM exports WHERE id = $1::uuid",
+    )
+    .bind(id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
 }
 
 /// A worker killed while it sends an export's email, after `DATA` and before the message's
@@ -1274,13 +1284,7 @@ async fn a_worker_killed_while_sending_the_email_sends_it_once() {
         .expect("the email was being sent within two minutes")
         .unwrap();
     victim.kill_hard();
-    let (claimed, sent): (bool, bool) = sqlx::query_as(
-        "SELECT email_claimed_at IS NOT NULL, email_sent_at IS NOT NULL FROM exports WHERE id = $1::uuid",
-    )
-    .bind(&id)
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
+    let (claimed, sent) = email_claimed_and_sent(&app, &id).await;
     assert!(
         claimed && !sent,
         "killed holding the claim, before SMTP accepted"
@@ -1300,12 +1304,7 @@ async fn a_worker_killed_while_sending_the_email_sends_it_once() {
         1,
         "exactly one email"
     );
-    let sent: bool =
-        sqlx::query_scalar("SELECT email_sent_at IS NOT NULL FROM exports WHERE id = $1::uuid")
-            .bind(&id)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+    let (_, sent) = email_claimed_and_sent(&app, &id).await;
     assert!(sent, "the sending is on record");
     replacement.stop().await;
 }

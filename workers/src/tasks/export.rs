@@ -334,25 +334,14 @@ async fn produce(
     finish(services, record, lease, &file, started).await
 }
 
-/// Deletes the files attempts before `attempt` may have stored (see [`produce`]). Storage
-/// that is down fails the attempt (it could not upload either); a refusal is logged and
-/// leaves the file, rather than failing every takeover.
+/// Deletes the files attempts before `attempt` may have stored (see [`produce`]).
 async fn remove_earlier_files(
     services: &Services,
     record: &ExportRecord,
     attempt: i32,
 ) -> Result<(), StorageError> {
-    for earlier in 1..attempt {
-        let key = exports::attempt_object_key(record, earlier);
-        match services.storage.delete(&key).await {
-            Ok(()) => {}
-            Err(e) if e.is_transient() => return Err(e),
-            Err(e) => {
-                tracing::warn!(error = %e, %key, "could not delete an earlier attempt's file")
-            }
-        }
-    }
-    Ok(())
+    let keys = (1..attempt).map(|earlier| exports::attempt_object_key(record, earlier));
+    delete_files(services, keys).await
 }
 
 /// An export that ended without a file (failed or cancelled) keeps none: an attempt may have
@@ -368,11 +357,26 @@ async fn remove_files_of_ended(services: &Services, export_id: Uuid) {
             return;
         }
     };
-    for key in exports::all_object_keys(&record) {
-        if let Err(e) = services.storage.delete(&key).await {
-            tracing::warn!(error = %e, %key, "could not remove an ended export's file");
+    if let Err(e) = delete_files(services, exports::all_object_keys(&record)).await {
+        tracing::warn!(error = %e, "could not remove an ended export's files");
+    }
+}
+
+/// Deletes `keys` (a missing one is fine). Storage that is down stops it with the error (an
+/// attempt could not upload either); a refusal is logged and leaves that file, rather than
+/// failing every attempt over a file nobody can reach.
+async fn delete_files(
+    services: &Services,
+    keys: impl IntoIterator<Item = String>,
+) -> Result<(), StorageError> {
+    for key in keys {
+        match services.storage.delete(&key).await {
+            Ok(()) => {}
+            Err(e) if e.is_transient() => return Err(e),
+            Err(e) => tracing::warn!(error = %e, %key, "could not delete an attempt's file"),
         }
     }
+    Ok(())
 }
 
 /// The file an attempt stored.
